@@ -684,3 +684,32 @@ fn interp_weights(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
         })
         .collect()
 }
+
+impl Dataset {
+    /// All images as a validated [`advclust_core::ImageBatch`] in the unit box `[0, 1]`, the
+    /// pixel space every attack works in (fails with [`DataError::Core`] if the dataset was
+    /// normalised out of that box).
+    pub fn to_image_batch(&self) -> Result<advclust_core::ImageBatch, DataError> {
+        Ok(advclust_core::ImageBatch::unit(
+            self.images().to_vec(),
+            self.dims(),
+        )?)
+    }
+
+    /// The images at `indices` as an [`advclust_core::ImageBatch`] in `[0, 1]`.
+    pub fn image_batch(&self, indices: &[usize]) -> Result<advclust_core::ImageBatch, DataError> {
+        let mut data = Vec::with_capacity(indices.len() * self.image_len());
+        for &i in indices {
+            if i >= self.len() {
+                return Err(DataError::InvalidArgument(format!(
+                    "index {i} out of range for {} images",
+                    self.len()
+                )));
+            }
+            data.extend_from_slice(self.image(i));
+        }
+        let mut dims = self.dims();
+        dims[0] = indices.len();
+        Ok(advclust_core::ImageBatch::unit(data, dims)?)
+    }
+}

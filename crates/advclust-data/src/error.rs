@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
+    /// An error of advclust-core (building an `ImageBatch` from a dataset).
+    #[error(transparent)]
+    Core(#[from] advclust_core::CoreError),
     /// A file or folder that should exist does not.
     #[error("{}: no such file or directory", path.display())]
     Missing {

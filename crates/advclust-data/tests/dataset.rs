@@ -235,3 +235,22 @@ fn grayscale_and_channels() {
     let d2 = Dataset::new(vec![0.2, 0.4], [1, 2, 1, 1], vec![0], names(1)).unwrap();
     assert!((d2.to_grayscale().image(0)[0] - 0.3).abs() < 1e-6);
 }
+
+#[test]
+fn dataset_bridges_to_validated_image_batches() {
+    let ds = advclust_data::mnist_test_embedded().unwrap().take(5);
+    let all = ds.to_image_batch().unwrap();
+    assert_eq!(all.dims(), [5, 1, 28, 28]);
+    assert_eq!(all.data(), ds.images());
+    let two = ds.image_batch(&[4, 1]).unwrap();
+    assert_eq!(two.image(0).unwrap(), ds.image(4));
+    assert!(ds.image_batch(&[5]).is_err());
+    assert!(ds.image_batch(&[]).is_err());
+    let mut normalised = ds.clone();
+    let stats = normalised.channel_stats().unwrap();
+    normalised.normalize(&stats).unwrap();
+    assert!(matches!(
+        normalised.to_image_batch(),
+        Err(advclust_data::DataError::Core(_))
+    ));
+}
