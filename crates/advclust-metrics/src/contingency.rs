@@ -221,16 +221,20 @@ fn count_int_labels<T: Label, P: Label>(
 ) -> Option<Counted<T, P>> {
     let n = labels_true.len();
     let sample = n.min(WINDOW_SAMPLE);
-    let guess_t = KeyWindow::of(&labels_true[..sample])?.widened();
-    let guess_p = KeyWindow::of(&labels_pred[..sample])?.widened();
-    if let (Some(t), Some(p)) = (guess_t, guess_p) {
-        if let Some(counted) = count_in_windows(labels_true, labels_pred, t, p) {
-            return Some(counted);
-        }
-    }
+    let seen_t = KeyWindow::of(&labels_true[..sample])?;
+    let seen_p = KeyWindow::of(&labels_pred[..sample])?;
     if sample == n {
-        // The guesses already covered every key.
+        return count_in_windows(labels_true, labels_pred, seen_t, seen_p);
+    }
+    // The exact windows contain the prefix windows: give up early when even
+    // those make too large a table (e.g. ids spread over a wide range).
+    if seen_t.span.checked_mul(seen_p.span)? > dense_cell_limit(n) {
         return None;
+    }
+    if let (Some(t), Some(p)) = (seen_t.widened(), seen_p.widened())
+        && let Some(counted) = count_in_windows(labels_true, labels_pred, t, p)
+    {
+        return Some(counted);
     }
     let (t, p) = (KeyWindow::of(labels_true)?, KeyWindow::of(labels_pred)?);
     count_in_windows(labels_true, labels_pred, t, p)
@@ -452,6 +456,20 @@ mod tests {
         assert_eq!(fast.classes, (0..5).rev().map(Reverse).collect::<Vec<_>>());
         assert_eq!(fast.classes, et.distinct);
         assert_eq!(fast.clusters, ep.distinct);
+        assert_eq!(fast.counts, PairCounts::from_encoded(&et, &ep));
+    }
+
+    #[test]
+    fn keys_beyond_the_guessed_window_are_recounted() {
+        // The first WINDOW_SAMPLE labels are 0..4; later ones reach 1000.
+        let t: Vec<u32> = (0..10_000u32)
+            .map(|i| if i < 5_000 { i % 4 } else { 1_000 - i % 3 })
+            .collect();
+        let p: Vec<i8> = (0..10_000).map(|i| (i % 7) as i8 - 3).collect();
+        let fast = count_int_labels(&t, &p).expect("exact windows fit");
+        let (et, ep) = (encode(&t), encode(&p));
+        assert_eq!(fast.classes, vec![0, 1, 2, 3, 998, 999, 1000]);
+        assert_eq!(fast.classes, et.distinct);
         assert_eq!(fast.counts, PairCounts::from_encoded(&et, &ep));
     }
 

@@ -10,8 +10,8 @@
 //! against predicted clusters, which is built in O(n): labels of any
 //! [`Label`] type (integers, strings, non-contiguous or negative ids; true and
 //! predicted labels may even differ in type) are relabelled to contiguous
-//! indices, through a lookup table when they are small integers and a hash map
-//! otherwise. Formulas, special cases and summation order mirror scikit-learn,
+//! indices, in a single pass straight into the table when they are integers
+//! within a small range and through a hash map otherwise. Formulas, special cases and summation order mirror scikit-learn,
 //! and pair counts for the ARI are exact 128-bit integers so nothing overflows
 //! at millions of samples. [`confusion_matrix`] adds the majority-class
 //! mapping of clusters and a display-ordered [`ConfusionMatrix`];

@@ -137,6 +137,11 @@ def edge_cases(rng):
                       rng.integers(0, 40, size=3000)))
     cases.append(case("sparse_k500_vs_k500", rng.integers(0, 500, size=3000),
                       rng.integers(0, 500, size=3000) * 3 - 700))
+    # Labels whose first 4096 samples span a narrow range and later ones fall
+    # far outside it (the Rust fast path guesses key windows from a prefix).
+    t = np.concatenate([rng.integers(0, 5, size=4500), rng.integers(60, 70, size=1500)])
+    p = np.concatenate([rng.integers(-3, 3, size=4500), rng.integers(-500, -490, size=1500)])
+    cases.append(case("late_labels_outside_prefix_range", t, p))
     return cases
 
 
