@@ -17,8 +17,13 @@
 
 pub use advclust_core as core;
 pub use advclust_data as data;
+pub use advclust_gan as gan;
 pub use advclust_metrics as metrics;
+pub use advclust_models as models;
+pub use advclust_plot as plot;
 pub use burn;
+
+pub mod pipeline;
 
 use burn::tensor::Device;
 
@@ -29,7 +34,9 @@ pub enum Error {
     #[error("unknown backend {0:?}; known: flex, tch, tch-cpu, tch-cuda[:N], wgpu, wgpu-cpu")]
     UnknownBackend(String),
     /// The backend is known but was not compiled in.
-    #[error("backend {name:?} is not compiled in (enable the cargo feature `{feature}`); compiled: {compiled:?}")]
+    #[error(
+        "backend {name:?} is not compiled in (enable the cargo feature `{feature}`); compiled: {compiled:?}"
+    )]
     BackendNotCompiled {
         /// Requested backend.
         name: String,
@@ -50,6 +57,29 @@ pub enum Error {
     /// An error of advclust-metrics.
     #[error(transparent)]
     Metrics(#[from] advclust_metrics::MetricsError),
+    /// An error of the attack (advclust-gan).
+    #[error(transparent)]
+    Attack(#[from] advclust_gan::AttackError),
+    /// An error of a victim model (advclust-models).
+    #[error(transparent)]
+    Model(#[from] advclust_models::ModelError),
+    /// An error drawing a figure (advclust-plot).
+    #[error(transparent)]
+    Figure(#[from] advclust_plot::figures::FigureError),
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Serialising a report failed.
+    #[error("JSON: {0}")]
+    Json(String),
+    /// A command-line or pipeline argument is invalid.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
 }
 
 /// The backends compiled into this build, best first.

@@ -45,7 +45,9 @@ impl SmallConvNet {
 fn run(device: &Device, seed: u64, steps: usize) -> (Vec<f32>, f64) {
     device.seed(seed);
     let x = Tensor::<4>::random([32, 1, 28, 28], Distribution::Uniform(0.0, 1.0), device);
-    let target_data: Vec<f32> = (0..32 * 10).map(|i| ((i * 37 % 17) as f32) / 17.0).collect();
+    let target_data: Vec<f32> = (0..32 * 10)
+        .map(|i| ((i * 37 % 17) as f32) / 17.0)
+        .collect();
     let target = Tensor::<2>::from_data(TensorData::new(target_data, [32, 10]), device);
     let mut model = SmallConvNet::new(device);
     let mut optim = AdamConfig::new().init();

@@ -28,7 +28,9 @@ pub use memberships::{ClusterId, Memberships, ROW_SUM_TOLERANCE};
 pub use model::{DifferentiableClusterModel, ModelOracle};
 pub use oracle::{ArgmaxLabels, ClusterOracle, LabelOracle};
 pub use params::ParamGuard;
-pub use threat::{NormKind, NormSummary, PerturbationNorms, ThreatModel, ThreatModelParams, per_sample_l2};
+pub use threat::{
+    NormKind, NormSummary, PerturbationNorms, ThreatModel, ThreatModelParams, per_sample_l2,
+};
 
 /// Reads tensor data back as `f32` values, converting the element type if needed.
 pub fn tensor_to_vec(data: burn::tensor::TensorData) -> Result<Vec<f32>> {

@@ -175,7 +175,11 @@ impl ThreatModel {
                         .map(|(a, b)| ((b - a) as f64).powi(2))
                         .sum::<f64>()
                         .sqrt() as f32;
-                    if n > self.epsilon { self.epsilon / n } else { 1.0 }
+                    if n > self.epsilon {
+                        self.epsilon / n
+                    } else {
+                        1.0
+                    }
                 }
             };
             out.extend(x.iter().zip(xa).map(|(&a, &b)| {

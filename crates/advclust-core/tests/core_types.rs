@@ -13,7 +13,14 @@ fn device() -> Device {
 #[test]
 fn image_batch_rejects_bad_input() {
     let err = ImageBatch::unit(vec![0.5; 10], [1, 1, 3, 3]).unwrap_err();
-    assert!(matches!(err, CoreError::ShapeMismatch { expected: 9, actual: 10, .. }));
+    assert!(matches!(
+        err,
+        CoreError::ShapeMismatch {
+            expected: 9,
+            actual: 10,
+            ..
+        }
+    ));
     let err = ImageBatch::unit(vec![], [0, 1, 3, 3]).unwrap_err();
     assert_eq!(err, CoreError::EmptyDimension("batch size"));
     let mut v = vec![0.5; 9];
@@ -30,7 +37,11 @@ fn image_batch_rejects_bad_input() {
     ));
     assert!(ValueBox::new(1.0, 0.0).is_err());
     assert!(ValueBox::new(0.0, f32::INFINITY).is_err());
-    let b = ImageBatch::new(vec![-1.0; 9], [1, 1, 3, 3], ValueBox::new(-1.0, 1.0).unwrap());
+    let b = ImageBatch::new(
+        vec![-1.0; 9],
+        [1, 1, 3, 3],
+        ValueBox::new(-1.0, 1.0).unwrap(),
+    );
     assert!(b.is_ok());
 }
 
@@ -39,7 +50,10 @@ fn image_batch_select_chunks_concat_roundtrip() {
     let data: Vec<f32> = (0..5 * 4).map(|i| i as f32 / 20.0).collect();
     let b = ImageBatch::unit(data.clone(), [5, 1, 2, 2]).unwrap();
     let chunks: Vec<_> = b.chunks(2).collect();
-    assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![2, 2, 1]);
+    assert_eq!(
+        chunks.iter().map(|c| c.len()).collect::<Vec<_>>(),
+        vec![2, 2, 1]
+    );
     assert_eq!(ImageBatch::concat(&chunks).unwrap(), b);
     let s = b.select(&[4, 0]).unwrap();
     assert_eq!(s.image(0).unwrap(), b.image(4).unwrap());
@@ -72,7 +86,10 @@ fn memberships_validate_rows() {
     assert!((s.row(1).unwrap()[0] - 0.5).abs() < 1e-6);
     assert!(matches!(
         s.expect_clusters(3).unwrap_err(),
-        CoreError::ClusterCountMismatch { expected: 3, actual: 2 }
+        CoreError::ClusterCountMismatch {
+            expected: 3,
+            actual: 2
+        }
     ));
 }
 
@@ -85,7 +102,13 @@ fn ledger_refuses_before_counting() {
     ledger.charge(256).unwrap();
     let err = ledger.charge(100).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BudgetExhausted);
-    assert_eq!(ledger.counts(), QueryCounts { batch_calls: 1, images: 256 });
+    assert_eq!(
+        ledger.counts(),
+        QueryCounts {
+            batch_calls: 1,
+            images: 256
+        }
+    );
     ledger.charge(44).unwrap();
     assert_eq!(ledger.counts().images, 300);
     assert!(!ledger.allows(1));
@@ -139,7 +162,12 @@ fn model_oracle_matches_model_and_counts_queries() {
         CoreError::ImageShapeMismatch { .. }
     ));
     budgeted.memberships(&batch).unwrap();
-    assert!(budgeted.memberships(&batch).unwrap_err().is_budget_exhausted());
+    assert!(
+        budgeted
+            .memberships(&batch)
+            .unwrap_err()
+            .is_budget_exhausted()
+    );
 
     let mut labels = ArgmaxLabels(ModelOracle::new(&model, &dev));
     assert_eq!(labels.labels(&batch).unwrap(), direct.labels());
@@ -164,7 +192,9 @@ fn model_gradient_reaches_the_input() {
 fn threat_model_tensor_and_host_projection_agree() {
     let dev = device();
     let clean: Vec<f32> = (0..2 * 16).map(|i| (i % 5) as f32 / 4.0).collect();
-    let delta: Vec<f32> = (0..2 * 16).map(|i| ((i * 7 % 13) as f32 - 6.0) / 10.0).collect();
+    let delta: Vec<f32> = (0..2 * 16)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 10.0)
+        .collect();
     let clean = ImageBatch::unit(clean, [2, 1, 4, 4]).unwrap();
     let raw: Vec<f32> = clean
         .data()

@@ -10,7 +10,7 @@ use super::*;
 /// A fresh directory under the system temp dir, unique per test.
 fn temp_dir(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
-        "advclust-cli-figures-{}-{test}",
+        "advclust-plot-figures-{}-{test}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();

@@ -12,14 +12,14 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use advclust_cli::figures::{SweepPoint, sweep_curves};
+//! use advclust_plot::figures::{SweepPoint, sweep_curves};
 //!
 //! let points = [
 //!     SweepPoint { epsilon: 0.0, mean_l2: 0.0, nmi: 0.91, ari: 0.89, acc: 0.95 },
 //!     SweepPoint { epsilon: 0.1, mean_l2: 2.4, nmi: 0.52, ari: 0.41, acc: 0.60 },
 //! ];
 //! sweep_curves(Path::new("sweep.png"), &points)?;
-//! # Ok::<(), advclust_cli::figures::FigureError>(())
+//! # Ok::<(), advclust_plot::figures::FigureError>(())
 //! ```
 
 mod confusion;

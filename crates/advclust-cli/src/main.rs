@@ -1,0 +1,488 @@
+//! `advclust`: train a victim clustering model, attack it with the GAN attack (through its
+//! gradients or only through queries), evaluate, and sweep epsilon. Every command writes a JSON
+//! report, and PNG figures where a person would rather look.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use advclust::Error;
+use advclust::core::ParamGuard;
+use advclust::core::{ModelOracle, NormKind, QueryBudget};
+use advclust::gan::{AttackConfig, GradientSource, Stopping, TrainedAttack};
+use advclust::models::{AugmentConfig, CcConfig, CcTrainConfig, ResNetConfig};
+use advclust::pipeline::{self, DatasetSpec, VictimSpec};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "advclust",
+    version,
+    about = "Adversarial attacks on deep clustering models"
+)]
+struct Cli {
+    /// Backend: flex, tch, tch-cpu, tch-cuda[:N], wgpu, wgpu-cpu (default: best compiled in).
+    #[arg(long, global = true)]
+    backend: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a CC (Contrastive Clustering) victim and save it.
+    TrainVictim(TrainVictim),
+    /// Train the GAN attack against a victim, evaluate it, write report and figures.
+    Attack(Attack),
+    /// Score a victim on a dataset, clean or through a saved attack.
+    Evaluate(Evaluate),
+    /// Evaluate a trained attack at several epsilons (paper Fig. 3).
+    Sweep(Sweep),
+}
+
+#[derive(Args, Debug)]
+struct DataArgs {
+    /// Dataset: mnist (embedded), mnist:<dir>, fashion-mnist:<dir>, cifar10:<dir>, yaleb:<dir>, folder:<dir>.
+    #[arg(long, default_value = "mnist")]
+    dataset: DatasetSpec,
+    /// Use only this many images (a seeded shuffle of the dataset).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args, Debug)]
+struct TrainVictim {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Number of clusters (default: number of classes).
+    #[arg(long)]
+    k: Option<usize>,
+    /// Backbone stage widths.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
+    widths: Vec<usize>,
+    /// Residual blocks per stage.
+    #[arg(long, default_value_t = 1)]
+    blocks: usize,
+    /// Stride of the backbone stem.
+    #[arg(long, default_value_t = 2)]
+    stem_stride: usize,
+    /// Training epochs.
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Output directory (model in <out>/model, report in <out>/report.json).
+    #[arg(long, default_value = "runs/victim")]
+    out: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Mode {
+    /// Backpropagate through the victim (white-box gradients, the reference's mode).
+    Backprop,
+    /// Query-only: NES gradient estimates from memberships.
+    Nes,
+    /// Query-only: SPSA gradient estimates from memberships.
+    Spsa,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Norm {
+    /// L-infinity clip (the reference).
+    Linf,
+    /// L2 ball.
+    L2,
+}
+
+impl From<Norm> for NormKind {
+    fn from(n: Norm) -> Self {
+        match n {
+            Norm::Linf => NormKind::Linf,
+            Norm::L2 => NormKind::L2,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct Attack {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Victim: pretrained-cc-mnist or a directory written by train-victim (its model/ folder).
+    #[arg(long, default_value = "pretrained-cc-mnist")]
+    victim: VictimSpec,
+    /// Train the generator on this many images (default: all); evaluation uses all.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Threat-model radius.
+    #[arg(long, default_value_t = 0.1)]
+    eps: f32,
+    /// Threat-model norm.
+    #[arg(long, value_enum, default_value_t = Norm::Linf)]
+    norm: Norm,
+    /// Gradient source.
+    #[arg(long, value_enum, default_value_t = Mode::Backprop)]
+    mode: Mode,
+    /// Directions per image for NES / SPSA (each costs two images).
+    #[arg(long, default_value_t = 10)]
+    samples: usize,
+    /// NES sigma / SPSA delta.
+    #[arg(long, default_value_t = 0.01)]
+    sigma: f32,
+    /// Epochs (the maximum when --converge is set).
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Stop when the generator loss plateaus (relative tolerance) for --patience epochs.
+    #[arg(long)]
+    converge: Option<f64>,
+    /// Patience of --converge, in epochs.
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    /// Training batch size.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Weight of L_adv.
+    #[arg(long, default_value_t = 5.0)]
+    lambda_adv: f32,
+    /// Weight of L_pert.
+    #[arg(long, default_value_t = 1.0)]
+    lambda_pert: f32,
+    /// Targeted attack towards this cluster.
+    #[arg(long)]
+    target: Option<usize>,
+    /// Hard limit on training batch calls to the victim.
+    #[arg(long)]
+    budget_calls: Option<u64>,
+    /// Hard limit on training images sent to the victim.
+    #[arg(long)]
+    budget_images: Option<u64>,
+    /// Output directory: attack/ (generator), report.json, grid.png, confusion.png.
+    #[arg(long, default_value = "runs/attack")]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct Evaluate {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Victim: pretrained-cc-mnist or a saved model directory.
+    #[arg(long, default_value = "pretrained-cc-mnist")]
+    victim: VictimSpec,
+    /// A saved attack directory (from `attack`): evaluate through it.
+    #[arg(long)]
+    attack: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "runs/evaluate")]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct Sweep {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Victim: pretrained-cc-mnist or a saved model directory.
+    #[arg(long, default_value = "pretrained-cc-mnist")]
+    victim: VictimSpec,
+    /// A saved attack directory (from `attack`).
+    #[arg(long)]
+    attack: PathBuf,
+    /// Evaluation radii.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,0.001,0.003,0.005,0.007,0.01,0.015,0.02,0.025,0.03,0.04,0.05,0.1,0.15,0.2,0.25,0.3"
+    )]
+    eps: Vec<f32>,
+    /// Norm of the evaluation radii.
+    #[arg(long, value_enum, default_value_t = Norm::Linf)]
+    norm: Norm,
+    /// Output directory: sweep.json, sweep.png.
+    #[arg(long, default_value = "runs/sweep")]
+    out: PathBuf,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            eprintln!("  caused by: {s}");
+            source = s.source();
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let device = advclust::device(cli.backend.as_deref())?;
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    match cli.command {
+        Command::TrainVictim(a) => train_victim(a, &device, command_line),
+        Command::Attack(a) => attack(a, &device, command_line),
+        Command::Evaluate(a) => evaluate(a, &device, command_line),
+        Command::Sweep(a) => sweep(a, &device, command_line),
+    }
+}
+
+fn train_victim(
+    a: TrainVictim,
+    device: &advclust::burn::tensor::Device,
+    command: String,
+) -> Result<(), Error> {
+    let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
+    let [n, c, h, w] = data.dims();
+    let k = a.k.unwrap_or(data.num_classes());
+    eprintln!("{}: {n} images of {c}x{h}x{w}, k = {k}", a.data.dataset);
+    let backbone = ResNetConfig::new(c, &a.widths, a.blocks).with_stem_stride(a.stem_stride);
+    let model = CcConfig::new([c, h, w], k, &a.widths).with_backbone(backbone);
+    let mut config = CcTrainConfig::new(model);
+    config.dataset = a.data.dataset.to_string();
+    config.epochs = a.epochs;
+    config.batch_size = a.batch_size;
+    config.learning_rate = a.lr;
+    config.seed = a.data.seed;
+    config.checkpoint_dir = Some(a.out.clone());
+    config.resume = a.resume;
+    if matches!(
+        a.data.dataset,
+        DatasetSpec::MnistEmbedded | DatasetSpec::Mnist(_)
+    ) {
+        config.augment = AugmentConfig::digits();
+    }
+    let images = data.to_image_batch()?;
+    let (model, report) =
+        advclust::models::train_cc(&config, &images, Some(data.labels()), device)?;
+    let model = match model.training_summary().cloned() {
+        Some(mut summary) => {
+            summary.command = Some(command.clone());
+            model.with_training_summary(summary)
+        }
+        None => model,
+    };
+    let model_dir = a.out.join("model");
+    model.save(&model_dir)?;
+    let mut json = serde_json::to_value(&report).map_err(|e| Error::Json(e.to_string()))?;
+    json["command"] = serde_json::Value::String(command);
+    pipeline::write_json(&a.out.join("report.json"), &json)?;
+    if let Some(s) = report.final_scores {
+        println!(
+            "victim on {}: NMI {:.4} ARI {:.4} ACC {:.4}",
+            a.data.dataset, s.nmi, s.ari, s.acc
+        );
+    }
+    println!(
+        "training {:.1} s; model in {}",
+        report.train_seconds,
+        model_dir.display()
+    );
+    Ok(())
+}
+
+fn attack_config(a: &Attack) -> Result<advclust::gan::CheckedAttackConfig, Error> {
+    let gradient_source = match a.mode {
+        Mode::Backprop => GradientSource::Backprop,
+        Mode::Nes => GradientSource::Nes {
+            samples: a.samples,
+            sigma: a.sigma,
+        },
+        Mode::Spsa => GradientSource::Spsa {
+            samples: a.samples,
+            delta: a.sigma,
+        },
+    };
+    let stopping = match a.converge {
+        Some(tolerance) => Stopping::Convergence {
+            max_epochs: a.epochs,
+            min_epochs: 1,
+            tolerance,
+            patience: a.patience,
+        },
+        None => Stopping::Epochs { epochs: a.epochs },
+    };
+    Ok(AttackConfig::new()
+        .with_norm(a.norm.into())
+        .with_epsilon(a.eps)
+        .with_lambda_adv(a.lambda_adv)
+        .with_lambda_pert(a.lambda_pert)
+        .with_gradient_source(gradient_source)
+        .with_stopping(stopping)
+        .with_batch_size(a.batch_size)
+        .with_seed(a.data.seed)
+        .with_target(a.target)
+        .with_budget(QueryBudget {
+            max_batch_calls: a.budget_calls,
+            max_images: a.budget_images,
+        })
+        .with_output_dir(Some(a.out.join("attack")))
+        .check()?)
+}
+
+fn attack(
+    a: Attack,
+    device: &advclust::burn::tensor::Device,
+    command: String,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let config = attack_config(&a)?;
+    let victim = a.victim.load(device)?;
+    let eval = a.data.dataset.load(a.data.limit, a.data.seed)?;
+    let train = match a.train_limit {
+        Some(n) if n < eval.len() => eval.shuffled(a.data.seed).take(n),
+        _ => eval.clone(),
+    };
+    eprintln!(
+        "attacking {} on {} ({} training / {} evaluation images), {:?}, eps {} ({:?})",
+        a.victim,
+        a.data.dataset,
+        train.len(),
+        eval.len(),
+        config.gradient_source,
+        a.eps,
+        config.norm
+    );
+    let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, device)?;
+    outcome.attack.save(a.out.join("attack"))?;
+    let report = outcome.attack.report();
+    let figures =
+        pipeline::write_attack_figures(&a.out, &outcome, eval.labels(), eval.class_names())?;
+    let mut json = serde_json::to_value(report).map_err(|e| Error::Json(e.to_string()))?;
+    json["command"] = serde_json::Value::String(command);
+    json["dataset"] = serde_json::Value::String(a.data.dataset.to_string());
+    json["victim"] = serde_json::Value::String(a.victim.to_string());
+    json["process_seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+    pipeline::write_json(&a.out.join("report.json"), &json)?;
+    print!(
+        "{}",
+        pipeline::format_table(
+            &outcome.evaluation,
+            report.training_queries.batch_calls,
+            report.training_queries.images
+        )
+    );
+    println!(
+        "wall time {:.1} s; report {}; figures {}",
+        started.elapsed().as_secs_f64(),
+        a.out.join("report.json").display(),
+        figures
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn evaluate(
+    a: Evaluate,
+    device: &advclust::burn::tensor::Device,
+    command: String,
+) -> Result<(), Error> {
+    let victim = a.victim.load(device)?;
+    let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
+    let mut oracle = ModelOracle::new(&victim, device);
+    let images = data.to_image_batch()?;
+    let clean = pipeline::evaluate_clean(&mut oracle, &images, data.labels())?;
+    let mut json = serde_json::json!({
+        "command": command,
+        "dataset": a.data.dataset.to_string(),
+        "victim": a.victim.to_string(),
+        "images": data.len(),
+        "clean": clean.scores,
+    });
+    println!(
+        "clean:       NMI {:.4} ARI {:.4} ACC {:.4}",
+        clean.scores.nmi, clean.scores.ari, clean.scores.acc
+    );
+    let matrix = pipeline::confusion(data.labels(), &clean.clusters)?;
+    let figure = a.out.join("confusion.png");
+    std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
+        path: a.out.clone(),
+        source,
+    })?;
+    if let Some(dir) = &a.attack {
+        let attack = TrainedAttack::load(dir, device)?;
+        let adversarial = attack.perturb(&images)?;
+        let adv = pipeline::evaluate_clean(&mut oracle, &adversarial, data.labels())?;
+        println!(
+            "adversarial: NMI {:.4} ARI {:.4} ACC {:.4}",
+            adv.scores.nmi, adv.scores.ari, adv.scores.acc
+        );
+        json["adversarial"] =
+            serde_json::to_value(adv.scores).map_err(|e| Error::Json(e.to_string()))?;
+        json["attack"] = serde_json::Value::String(dir.display().to_string());
+        advclust::plot::figures::confusion_pair(
+            &figure,
+            &matrix,
+            &pipeline::confusion(data.labels(), &adv.clusters)?,
+            &format!("clean (NMI {:.3})", clean.scores.nmi),
+            &format!("adversarial (NMI {:.3})", adv.scores.nmi),
+        )?;
+    } else {
+        advclust::plot::figures::confusion_matrix(
+            &figure,
+            &matrix,
+            &format!("clean (NMI {:.3})", clean.scores.nmi),
+        )?;
+    }
+    pipeline::write_json(&a.out.join("report.json"), &json)?;
+    println!(
+        "report {}; figure {}",
+        a.out.join("report.json").display(),
+        figure.display()
+    );
+    Ok(())
+}
+
+fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> Result<(), Error> {
+    let victim = a.victim.load(device)?;
+    let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
+    let attack = TrainedAttack::load(&a.attack, device)?;
+    let mut oracle = ModelOracle::new(&victim, device);
+    let images = data.to_image_batch()?;
+    let points = pipeline::sweep_epsilon(
+        &attack,
+        &mut oracle,
+        &images,
+        data.labels(),
+        a.norm.into(),
+        &a.eps,
+    )?;
+    println!("|     eps | mean L2 |    NMI |    ARI |    ACC |");
+    for p in &points {
+        println!(
+            "| {:>7.3} | {:>7.3} | {:>6.4} | {:>6.4} | {:>6.4} |",
+            p.epsilon, p.mean_l2, p.nmi, p.ari, p.acc
+        );
+    }
+    let figure = a.out.join("sweep.png");
+    std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
+        path: a.out.clone(),
+        source,
+    })?;
+    advclust::plot::figures::sweep_curves(&figure, &points)?;
+    pipeline::write_json(
+        &a.out.join("sweep.json"),
+        &serde_json::json!({
+            "command": command,
+            "dataset": a.data.dataset.to_string(),
+            "victim": a.victim.to_string(),
+            "attack": a.attack.display().to_string(),
+            "points": points,
+        }),
+    )?;
+    println!(
+        "report {}; figure {}",
+        a.out.join("sweep.json").display(),
+        figure.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! A trained attack: perturbing new images, saving, loading, evaluating.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use advclust_core::{
+    Budgeted, ClusterOracle, CoreError, ImageBatch, Memberships, NormSummary, QueryBudget,
+    ThreatModel,
+};
+use advclust_metrics::{Label, clustering_scores};
+use burn::module::Module;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AttackSettings, CheckedAttackConfig};
+use crate::error::{AttackError, Result};
+use crate::nets::{Generator, check_image_shape};
+use crate::report::{AttackReport, Evaluation};
+use crate::train::progress_bar;
+
+/// File name of the generator weights (burnpack) inside a saved attack's directory.
+pub const GENERATOR_FILE: &str = "generator.bpk";
+/// File name of the configuration and report (JSON) inside a saved attack's directory.
+pub const ATTACK_FILE: &str = "attack.json";
+/// Version of the saved-attack format.
+const FORMAT_VERSION: u32 = 1;
+
+/// The JSON side of a saved attack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedAttack {
+    format_version: u32,
+    image_shape: [usize; 3],
+    threat_model: ThreatModel,
+    config: AttackSettings,
+    report: AttackReport,
+}
+
+/// A trained generator with its configuration and report. It perturbs new images of the same
+/// shape with no further queries.
+#[derive(Debug, Clone)]
+pub struct TrainedAttack {
+    generator: Generator,
+    config: CheckedAttackConfig,
+    report: AttackReport,
+    image_shape: [usize; 3],
+    threat: ThreatModel,
+    device: Device,
+}
+
+impl TrainedAttack {
+    /// Assembles an attack; `generator` is moved to the plain (non-autodiff) version of `device`
+    /// in evaluation mode (BatchNorm running statistics).
+    pub(crate) fn new(
+        generator: Generator,
+        config: CheckedAttackConfig,
+        report: AttackReport,
+        image_shape: [usize; 3],
+        threat: ThreatModel,
+        device: &Device,
+    ) -> Self {
+        let device = device.clone().without_autodiff();
+        TrainedAttack {
+            generator: generator.valid().to_device(&device),
+            config,
+            report,
+            image_shape,
+            threat,
+            device,
+        }
+    }
+
+    /// The generator (evaluation mode, plain device).
+    pub fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
+    /// The configuration it was trained with.
+    pub fn config(&self) -> &CheckedAttackConfig {
+        &self.config
+    }
+
+    /// The training report (and the last evaluation's numbers, once evaluated).
+    pub fn report(&self) -> &AttackReport {
+        &self.report
+    }
+
+    /// `[C, H, W]` of the images it perturbs.
+    pub fn image_shape(&self) -> [usize; 3] {
+        self.image_shape
+    }
+
+    /// The threat model applied to every perturbation.
+    pub fn threat_model(&self) -> ThreatModel {
+        self.threat
+    }
+
+    /// Adversarial versions of `images`: `x_adv = clamp(x + bound(G(x)), box)`. Makes no
+    /// queries. The images must have the training shape and value box.
+    pub fn perturb(&self, images: &ImageBatch) -> Result<ImageBatch> {
+        self.perturb_with(images, &self.threat)
+    }
+
+    /// Perturbs `images` with the generator, bounded by another threat model `threat` (e.g.
+    /// an evaluation radius different from the training one, as in the paper's epsilon
+    /// sweep). Makes no queries.
+    pub fn perturb_with(&self, images: &ImageBatch, threat: &ThreatModel) -> Result<ImageBatch> {
+        images.expect_image_shape(self.image_shape)?;
+        let (a, b) = (threat.value_box(), images.value_box());
+        if a != b {
+            return Err(CoreError::ValueBoxMismatch {
+                a_min: a.min(),
+                a_max: a.max(),
+                b_min: b.min(),
+                b_max: b.max(),
+            }
+            .into());
+        }
+        let parts = images
+            .chunks(self.config.batch_size)
+            .map(|chunk| {
+                let x = chunk.to_tensor(&self.device);
+                let delta = self.generator.forward(x.clone());
+                let x_adv = threat.apply(x, delta);
+                ImageBatch::from_tensor(x_adv, b).map_err(AttackError::from)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ImageBatch::concat(&parts)?)
+    }
+
+    /// Saves to `dir` (created if needed): [`GENERATOR_FILE`] (burnpack weights) and
+    /// [`ATTACK_FILE`] (configuration, report, shape and threat model as JSON).
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| AttackError::io(dir, e))?;
+        self.generator
+            .clone()
+            .save_file(dir.join(GENERATOR_FILE))
+            .map_err(|e| AttackError::Record(e.to_string()))?;
+        let saved = SavedAttack {
+            format_version: FORMAT_VERSION,
+            image_shape: self.image_shape,
+            threat_model: self.threat,
+            config: self.config.settings().clone(),
+            report: self.report.clone(),
+        };
+        let path = dir.join(ATTACK_FILE);
+        let json = serde_json::to_string_pretty(&saved)?;
+        std::fs::write(&path, json).map_err(|e| AttackError::io(path, e))
+    }
+
+    /// Loads an attack saved by [`TrainedAttack::save`], to run on `device`.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let path: PathBuf = dir.join(ATTACK_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| AttackError::io(&path, e))?;
+        let saved: SavedAttack = serde_json::from_str(&text)?;
+        if saved.format_version != FORMAT_VERSION {
+            return Err(AttackError::Incompatible(format!(
+                "format version {} (this library reads {FORMAT_VERSION})",
+                saved.format_version
+            )));
+        }
+        check_image_shape(saved.image_shape)?;
+        let config = CheckedAttackConfig::try_from(saved.config)?;
+        let device = device.clone().without_autodiff();
+        let generator = Generator::new(saved.image_shape[0], 0, &device)
+            .try_load_file(dir.join(GENERATOR_FILE))
+            .map_err(|e| AttackError::Record(e.to_string()))?;
+        Ok(TrainedAttack {
+            generator: generator.valid(),
+            config,
+            report: saved.report,
+            image_shape: saved.image_shape,
+            threat: saved.threat_model,
+            device,
+        })
+    }
+
+    /// Scores the victim on clean and adversarial `images` against ground-truth `labels`
+    /// (NMI, ARI, ACC), querying `oracle` in batches of the training batch size. These queries
+    /// are counted separately from training's (no budget applies) and added to the report,
+    /// whose evaluation fields are overwritten with this evaluation's numbers.
+    pub fn evaluate<T: Label>(
+        &mut self,
+        oracle: &mut dyn ClusterOracle,
+        images: &ImageBatch,
+        labels: &[T],
+    ) -> Result<Evaluation> {
+        let started = Instant::now();
+        if labels.len() != images.len() {
+            return Err(CoreError::SampleCountMismatch {
+                expected: images.len(),
+                actual: labels.len(),
+            }
+            .into());
+        }
+        let adversarial = self.perturb(images)?;
+        let mut budgeted = Budgeted::new(oracle, QueryBudget::UNLIMITED);
+        let bs = self.config.batch_size;
+        let chunks = images.len().div_ceil(bs) as u64;
+        let bar = progress_bar(2 * chunks, self.config.progress, "evaluate");
+        let mut query_all = |batch: &ImageBatch| -> Result<Vec<usize>> {
+            let parts = batch
+                .chunks(bs)
+                .map(|chunk| {
+                    let m = budgeted.memberships(&chunk);
+                    bar.inc(1);
+                    m
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(Memberships::concat(&parts)?.labels())
+        };
+        let clean_clusters = query_all(images)?;
+        let adversarial_clusters = query_all(&adversarial)?;
+        bar.finish_and_clear();
+        let queries = budgeted.counts();
+        let clean = clustering_scores(labels, &clean_clusters)?;
+        let adv_scores = clustering_scores(labels, &adversarial_clusters)?;
+        let changed = clean_clusters
+            .iter()
+            .zip(&adversarial_clusters)
+            .filter(|(a, b)| a != b)
+            .count() as f64
+            / images.len() as f64;
+        let norms = NormSummary::from_norms(&ThreatModel::norms(images, &adversarial)?);
+        let r = &mut self.report;
+        r.clean_scores = Some(clean);
+        r.adversarial_scores = Some(adv_scores);
+        r.changed_fraction = Some(changed);
+        r.delta_norms = Some(norms);
+        r.evaluated_images = images.len();
+        r.evaluation_queries.batch_calls += queries.batch_calls;
+        r.evaluation_queries.images += queries.images;
+        r.evaluation_wall_time_s += started.elapsed().as_secs_f64();
+        Ok(Evaluation {
+            clean,
+            adversarial: adv_scores,
+            changed_fraction: changed,
+            norms,
+            queries,
+            clean_clusters,
+            adversarial_clusters,
+        })
+    }
+}

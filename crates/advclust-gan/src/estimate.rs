@@ -1,0 +1,244 @@
+//! Zeroth-order estimates of `dL_adv / dx_adv` from oracle queries only (NES and SPSA).
+//!
+//! `L_adv` is a sum of per-sample terms `f_i(C(x_adv_i))`, so one set of perturbed copies of a
+//! batch estimates every sample's gradient at once: for `s = 1..S` a direction `u_{s,i}` per image
+//! (Gaussian for NES, Rademacher for SPSA), the two antithetic copies `x_adv_i +- h u_{s,i}`
+//! (clipped to the value box, since an oracle only accepts valid images) are sent in as few
+//! oracle calls as allowed, and
+//! `g_i = 1 / (2 h S) * sum_s (f_i(+) - f_i(-)) u_{s,i}`.
+//! Both copies of a pair share their direction (common random numbers), which cancels the
+//! zeroth-order term of the difference exactly.
+
+use advclust_core::{ClusterId, ClusterOracle, ImageBatch};
+use rand::RngExt;
+use rand::rngs::StdRng;
+
+use crate::config::{AdvDistance, GradientSource};
+use crate::error::{AttackError, Result};
+use crate::nets::gaussian;
+
+/// What `L_adv` pushes the adversarial memberships towards.
+#[derive(Debug, Clone, Copy)]
+pub enum AdvObjective<'a> {
+    /// Untargeted: away from the clean memberships (row-major `n x k`, one row per image).
+    Away(&'a [f32]),
+    /// Targeted: towards the one-hot vector of this cluster (`L_adv` is minus that distance).
+    Toward(ClusterId),
+}
+
+impl AdvObjective<'_> {
+    /// The per-sample term `f_i` of `L_adv` (to be maximised) for adversarial memberships `m`
+    /// of sample `i` in a batch of `n`.
+    pub fn per_sample(&self, distance: AdvDistance, i: usize, m: &[f32], n: usize) -> f64 {
+        let k = m.len();
+        match *self {
+            AdvObjective::Away(clean) => {
+                let r = &clean[i * k..(i + 1) * k];
+                let sq: f64 = m.iter().zip(r).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+                distance.per_sample(sq, n)
+            }
+            AdvObjective::Toward(t) => {
+                let sq: f64 = m
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &a)| (a as f64 - if j == t { 1.0 } else { 0.0 }).powi(2))
+                    .sum();
+                -distance.per_sample(sq, n)
+            }
+        }
+    }
+}
+
+/// A zeroth-order gradient estimate for one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradientEstimate {
+    /// Estimated `dL_adv / dx_adv`, NCHW like the batch.
+    pub gradient: Vec<f32>,
+    /// Estimated per-sample term `f_i` at `x_adv` (mean over the perturbed copies); their sum
+    /// estimates `L_adv`.
+    pub losses: Vec<f64>,
+    /// Mean memberships over each image's perturbed copies (row-major `n x k`).
+    pub memberships: Vec<f32>,
+    /// Number of clusters.
+    pub k: usize,
+    /// Oracle calls made.
+    pub calls: usize,
+}
+
+impl GradientEstimate {
+    /// The estimate of `L_adv` (sum of the per-sample terms).
+    pub fn l_adv(&self) -> f64 {
+        self.losses.iter().sum()
+    }
+
+    /// Argmax cluster of each image's mean memberships.
+    pub fn clusters(&self) -> Vec<ClusterId> {
+        argmax_rows(&self.memberships, self.k)
+    }
+}
+
+/// Argmax of each row of a row-major `n x k` matrix (first maximum on ties).
+pub(crate) fn argmax_rows(values: &[f32], k: usize) -> Vec<ClusterId> {
+    values
+        .chunks(k)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (j, &v)| {
+                    if v > best.1 { (j, v) } else { best }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// Estimates `dL_adv / dx_adv` at `x_adv` from `oracle` queries only.
+///
+/// `source` must be [`GradientSource::Nes`] or [`GradientSource::Spsa`]; the `2 * samples *
+/// n` perturbed images go out in calls of at most `max_images_per_call` images (`None`: one
+/// call). Count and limit the queries by passing a [`advclust_core::Budgeted`] oracle.
+///
+/// ```
+/// use advclust_core::{ClusterOracle, ImageBatch, Memberships, Result};
+/// use advclust_gan::{estimate_adv_gradient, AdvDistance, AdvObjective, GradientSource};
+/// use rand::SeedableRng;
+///
+/// /// Memberships (1 - p, p) with p the mean brightness.
+/// struct Brightness;
+/// impl ClusterOracle for Brightness {
+///     fn num_clusters(&self) -> usize { 2 }
+///     fn input_shape(&self) -> Option<[usize; 3]> { None }
+///     fn memberships(&mut self, batch: &ImageBatch) -> Result<Memberships> {
+///         let rows = (0..batch.len()).flat_map(|i| {
+///             let img = batch.image(i).unwrap();
+///             let p = img.iter().sum::<f32>() / img.len() as f32;
+///             [1.0 - p, p]
+///         });
+///         Memberships::new(rows.collect(), batch.len(), 2)
+///     }
+/// }
+/// let x = ImageBatch::unit(vec![0.5; 4], [1, 1, 2, 2]).unwrap();
+/// let clean = [0.9f32, 0.1]; // moving away from p = 0.1 means getting brighter
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let est = estimate_adv_gradient(
+///     &mut Brightness, &x, AdvObjective::Away(&clean), AdvDistance::HalfSquaredSum,
+///     GradientSource::Nes { samples: 50, sigma: 0.01 }, None, &mut rng,
+/// ).unwrap();
+/// assert!(est.gradient.iter().all(|&g| g > 0.0));
+/// assert_eq!(est.calls, 1);
+/// ```
+pub fn estimate_adv_gradient(
+    oracle: &mut dyn ClusterOracle,
+    x_adv: &ImageBatch,
+    objective: AdvObjective<'_>,
+    distance: AdvDistance,
+    source: GradientSource,
+    max_images_per_call: Option<usize>,
+    rng: &mut StdRng,
+) -> Result<GradientEstimate> {
+    let (samples, h, gaussian_dirs) = match source {
+        GradientSource::Nes { samples, sigma } => (samples, sigma, true),
+        GradientSource::Spsa { samples, delta } => (samples, delta, false),
+        GradientSource::Backprop => {
+            return Err(AttackError::invalid(
+                "gradient_source",
+                "a zeroth-order estimate needs Nes or Spsa",
+            ));
+        }
+    };
+    if samples == 0 || !(h.is_finite() && h > 0.0) {
+        return Err(AttackError::invalid(
+            "gradient_source",
+            format!("need samples >= 1 and a finite step > 0, got {samples} and {h}"),
+        ));
+    }
+    let k = oracle.num_clusters();
+    let n = x_adv.len();
+    let d = x_adv.image_len();
+    match objective {
+        AdvObjective::Away(clean) if clean.len() != n * k => {
+            return Err(AttackError::VictimOutputShape {
+                expected: [n, k],
+                actual: [clean.len() / k.max(1), k],
+            });
+        }
+        AdvObjective::Toward(t) if t >= k => {
+            return Err(AttackError::TargetOutOfRange { target: t, k });
+        }
+        _ => {}
+    }
+
+    // Directions, laid out [s][i][pixel].
+    let dirs: Vec<f32> = if gaussian_dirs {
+        gaussian(rng, samples * n * d)
+    } else {
+        (0..samples * n * d)
+            .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+            .collect()
+    };
+
+    let (lo, hi) = (x_adv.value_box().min(), x_adv.value_box().max());
+    let [_, c, height, width] = x_adv.dims();
+    let total = 2 * samples * n;
+    let chunk = max_images_per_call.unwrap_or(total).max(1);
+    // f values of query g = (s, sign, i), in query order.
+    let mut fvals = vec![0.0f64; total];
+    let mut mem_acc = vec![0.0f64; n * k];
+    let mut calls = 0;
+    let mut start = 0;
+    while start < total {
+        let end = (start + chunk).min(total);
+        let mut data = Vec::with_capacity((end - start) * d);
+        for g in start..end {
+            let (s, r) = (g / (2 * n), g % (2 * n));
+            let (i, sign) = (r % n, if r < n { 1.0 } else { -1.0 });
+            let x = x_adv.image(i).expect("index in range");
+            let u = &dirs[(s * n + i) * d..(s * n + i + 1) * d];
+            data.extend(
+                x.iter()
+                    .zip(u)
+                    .map(|(&xv, &uv)| (xv + sign * h * uv).clamp(lo, hi)),
+            );
+        }
+        let batch = ImageBatch::new(data, [end - start, c, height, width], x_adv.value_box())?;
+        let m = oracle.memberships(&batch)?;
+        calls += 1;
+        m.expect_samples(end - start)?;
+        m.expect_clusters(k)?;
+        for (offset, g) in (start..end).enumerate() {
+            let i = (g % (2 * n)) % n;
+            let row = m.row(offset).expect("validated row");
+            fvals[g] = objective.per_sample(distance, i, row, n);
+            for (acc, &v) in mem_acc[i * k..(i + 1) * k].iter_mut().zip(row) {
+                *acc += v as f64;
+            }
+        }
+        start = end;
+    }
+
+    let mut gradient = vec![0.0f32; n * d];
+    let mut losses = vec![0.0f64; n];
+    let scale = 1.0 / (2.0 * h as f64 * samples as f64);
+    for s in 0..samples {
+        for i in 0..n {
+            let plus = fvals[s * 2 * n + i];
+            let minus = fvals[s * 2 * n + n + i];
+            losses[i] += plus + minus;
+            let coef = ((plus - minus) * scale) as f32;
+            let u = &dirs[(s * n + i) * d..(s * n + i + 1) * d];
+            for (gv, &uv) in gradient[i * d..(i + 1) * d].iter_mut().zip(u) {
+                *gv += coef * uv;
+            }
+        }
+    }
+    let pairs = (2 * samples) as f64;
+    losses.iter_mut().for_each(|l| *l /= pairs);
+    let memberships = mem_acc.iter().map(|&v| (v / pairs) as f32).collect();
+    Ok(GradientEstimate {
+        gradient,
+        losses,
+        memberships,
+        k,
+        calls,
+    })
+}

@@ -1,0 +1,54 @@
+//! # advclust-models
+//!
+//! Victim deep clustering models for advclust, written as burn modules that run (and train) on
+//! the CPU. The first victim is **CC**, Contrastive Clustering (Li et al., AAAI 2021): a small
+//! ResNet backbone feeds two heads, an *instance head* whose L2-normalised embeddings are
+//! pulled together for two augmentations of the same image and pushed apart from all other
+//! images (instance-level NT-Xent), and a *cluster head* whose softmax over `k` clusters is
+//! trained with the same contrast applied to the *columns* of the assignment matrix
+//! (cluster-level NT-Xent) plus an entropy term that keeps the clusters balanced. The cluster
+//! head's softmax is the model's soft membership, its argmax the predicted cluster. A
+//! [`CcModel`] takes images in `[0, 1]` (normalisation is inside), implements
+//! [`advclust_core::DifferentiableClusterModel`] (memberships keep the gradient to the input),
+//! and so becomes a black-box oracle through [`advclust_core::ModelOracle`]. Models are saved
+//! as burnpack weights plus a JSON description, and load with no other information; a CC model
+//! trained on the MNIST test split is embedded ([`pretrained_cc_mnist`]).
+//!
+//! ```
+//! use advclust_core::{ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle};
+//! use advclust_models::{CcConfig, CcModel};
+//! use burn::tensor::Device;
+//!
+//! let device = Device::flex();
+//! // A tiny CC model for 1 x 28 x 28 images and k = 10 clusters.
+//! let config = CcConfig::new([1, 28, 28], 10, &[8, 16]);
+//! let model = CcModel::new(&config, 42, &device)?;
+//! assert_eq!(model.num_clusters(), 10);
+//!
+//! // The black-box view: memberships of a host batch.
+//! let mut oracle = ModelOracle::new(&model, &device);
+//! let batch = ImageBatch::unit(vec![0.5; 4 * 28 * 28], [4, 1, 28, 28])?;
+//! let m = oracle.memberships(&batch)?;
+//! assert_eq!((m.n(), m.k()), (4, 10));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod augment;
+pub mod cc;
+pub mod error;
+pub mod loss;
+pub mod pretrained;
+pub mod resnet;
+pub mod train;
+
+pub use augment::{AugmentConfig, augment_batch};
+pub use cc::{CcConfig, CcDescription, CcModel, CcOutput, TrainingSummary};
+pub use error::{ModelError, Result};
+pub use loss::{CcLoss, cc_loss, cluster_loss, instance_loss};
+pub use pretrained::pretrained_cc_mnist;
+pub use resnet::{ResNet, ResNetConfig};
+pub use train::{
+    CcTrainConfig, CcTrainReport, EpochRecord, channel_stats, train_cc, train_cc_with,
+};

@@ -1,0 +1,38 @@
+//! The embedded MNIST victim loads and clusters the embedded MNIST test split.
+
+use advclust_core::{ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle};
+use advclust_data::mnist_test_embedded;
+use advclust_models::pretrained_cc_mnist;
+use burn::tensor::Device;
+
+#[test]
+fn pretrained_mnist_model_reaches_its_scores() {
+    let device = Device::flex();
+    let model = pretrained_cc_mnist(&device).unwrap();
+    assert_eq!(model.num_clusters(), 10);
+    assert_eq!(model.input_shape(), [1, 28, 28]);
+    let summary = model
+        .training_summary()
+        .expect("the embedded model has a summary");
+    assert_eq!(summary.dataset, "mnist-embedded");
+
+    let data = mnist_test_embedded().unwrap();
+    let labels = data.labels().to_vec();
+    let (images, dims, _, _) = data.into_parts();
+    let images = ImageBatch::unit(images, dims).unwrap();
+    let scores = model.evaluate(&images, &labels, &device).unwrap();
+    assert!(scores.nmi >= 0.75, "{scores:?}");
+    // Evaluation is deterministic: the stored scores are reproduced.
+    let stored = summary.scores.expect("stored scores");
+    assert!(
+        (stored.nmi - scores.nmi).abs() < 1e-3,
+        "{stored:?} vs {scores:?}"
+    );
+
+    // The black-box view agrees with the model's own prediction on a few images.
+    let head = images.select(&(0..64).collect::<Vec<_>>()).unwrap();
+    let mut oracle = ModelOracle::new(&model, &device);
+    let from_oracle = oracle.memberships(&head).unwrap().labels();
+    let from_model = model.predict(&head, &device).unwrap();
+    assert_eq!(from_oracle, from_model);
+}

@@ -1,0 +1,12 @@
+//! # advclust-plot
+//!
+//! The figures a person would rather look at than a JSON report, as in "On the Robustness of
+//! Deep Clustering Models": a grid of clean vs adversarial images with their clusters (Fig. 1),
+//! confusion matrices clean vs adversarial (Fig. 2) and the epsilon-sweep curves of NMI, ARI
+//! and ACC against the perturbation norm (Fig. 3). [`figures`] renders them as PNG files with an
+//! embedded font, so they look the same on any machine, and refuses bad input with a typed
+//! [`figures::FigureError`] instead of panicking.
+
+#![warn(missing_docs)]
+
+pub mod figures;

@@ -1,0 +1,350 @@
+//! The attack pipeline shared by the `advclust` CLI and the quickstart: name a dataset and a
+//! victim, train the attack, evaluate it, sweep epsilon, write the report and the figures.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use advclust_core::{
+    ClusterOracle, ImageBatch, Memberships, ModelOracle, NormKind, NormSummary, ParamGuard,
+    ThreatModel,
+};
+use advclust_data::Dataset;
+use advclust_gan::{CheckedAttackConfig, Evaluation, TrainedAttack};
+use advclust_metrics::{ClusteringScores, ConfusionMatrix, ContingencyTable, clustering_scores};
+use advclust_models::CcModel;
+use advclust_plot::figures::{self, SweepPoint};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// A dataset named on the command line.
+///
+/// `mnist` is the embedded MNIST test split; the others read real files:
+/// `mnist:<dir with the IDX files>`, `fashion-mnist:<dir holding fashion_mnist_images/>`,
+/// `cifar10:<dir of class folders of JPEGs>`, `yaleb:<CroppedYale dir>`,
+/// `folder:<dir of class folders>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatasetSpec {
+    /// The MNIST test split embedded in advclust-data.
+    MnistEmbedded,
+    /// MNIST test split from IDX files.
+    Mnist(PathBuf),
+    /// Fashion-MNIST test split from its PNG folders, in the official order.
+    FashionMnist(PathBuf),
+    /// CIFAR-10 test split from per-class JPEG folders.
+    Cifar10(PathBuf),
+    /// Extended Yale B, cropped faces.
+    YaleB(PathBuf),
+    /// Any folder with one sub-folder per class.
+    Folder(PathBuf),
+}
+
+impl FromStr for DatasetSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let (kind, path) = match s.split_once(':') {
+            Some((k, p)) => (k, Some(PathBuf::from(p))),
+            None => (s, None),
+        };
+        let need = |p: Option<PathBuf>| {
+            p.ok_or_else(|| Error::InvalidArgument(format!("dataset {kind:?} needs :<path>")))
+        };
+        Ok(match (kind, path) {
+            ("mnist", None) | ("mnist-embedded", None) => DatasetSpec::MnistEmbedded,
+            ("mnist", p) => DatasetSpec::Mnist(need(p)?),
+            ("fashion-mnist", p) => DatasetSpec::FashionMnist(need(p)?),
+            ("cifar10", p) => DatasetSpec::Cifar10(need(p)?),
+            ("yaleb", p) => DatasetSpec::YaleB(need(p)?),
+            ("folder", p) => DatasetSpec::Folder(need(p)?),
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown dataset {s:?}: use mnist, mnist:<dir>, fashion-mnist:<dir>, \
+                     cifar10:<dir>, yaleb:<dir> or folder:<dir>"
+                )));
+            }
+        })
+    }
+}
+
+impl fmt::Display for DatasetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (kind, path) = match self {
+            DatasetSpec::MnistEmbedded => return f.write_str("mnist"),
+            DatasetSpec::Mnist(p) => ("mnist", p),
+            DatasetSpec::FashionMnist(p) => ("fashion-mnist", p),
+            DatasetSpec::Cifar10(p) => ("cifar10", p),
+            DatasetSpec::YaleB(p) => ("yaleb", p),
+            DatasetSpec::Folder(p) => ("folder", p),
+        };
+        write!(f, "{kind}:{}", path.display())
+    }
+}
+
+impl DatasetSpec {
+    /// Loads the dataset; with `limit`, keeps the first `limit` images of a shuffle by `seed`.
+    pub fn load(&self, limit: Option<usize>, seed: u64) -> Result<Dataset, Error> {
+        use advclust_data as d;
+        let data = match self {
+            DatasetSpec::MnistEmbedded => d::mnist_test_embedded()?,
+            DatasetSpec::Mnist(p) => d::load_mnist(p, d::Split::Test)?,
+            DatasetSpec::FashionMnist(p) => d::load_fashion_mnist_png_test(p)?,
+            DatasetSpec::Cifar10(p) => d::load_cifar10_folder(p)?,
+            DatasetSpec::YaleB(p) => d::load_yaleb(p)?,
+            DatasetSpec::Folder(p) => d::load_image_folder(p, d::ColorMode::Auto)?,
+        };
+        Ok(match limit {
+            Some(n) if n < data.len() => data.shuffled(seed).take(n),
+            _ => data,
+        })
+    }
+}
+
+/// A victim named on the command line: `pretrained-cc-mnist` (embedded) or a directory written
+/// by `advclust train-victim`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VictimSpec {
+    /// The CC model trained on MNIST-test that ships inside advclust-models.
+    PretrainedCcMnist,
+    /// A saved CC model directory.
+    Saved(PathBuf),
+}
+
+impl FromStr for VictimSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Ok(match s {
+            "pretrained-cc-mnist" | "pretrained" => VictimSpec::PretrainedCcMnist,
+            path => VictimSpec::Saved(PathBuf::from(path)),
+        })
+    }
+}
+
+impl fmt::Display for VictimSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VictimSpec::PretrainedCcMnist => f.write_str("pretrained-cc-mnist"),
+            VictimSpec::Saved(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl VictimSpec {
+    /// Loads the victim onto `device`.
+    pub fn load(&self, device: &Device) -> Result<CcModel, Error> {
+        Ok(match self {
+            VictimSpec::PretrainedCcMnist => advclust_models::pretrained_cc_mnist(device)?,
+            VictimSpec::Saved(dir) => CcModel::load(dir, device)?,
+        })
+    }
+}
+
+/// Clean and adversarial cluster assignments of one evaluation, with their scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredClusters {
+    /// Scores against ground truth.
+    pub scores: ClusteringScores,
+    /// Cluster of each image.
+    pub clusters: Vec<usize>,
+}
+
+/// Everything one attack run produced.
+#[derive(Debug)]
+pub struct AttackOutcome {
+    /// The trained generator with its config and report (already evaluated).
+    pub attack: TrainedAttack,
+    /// Clean vs adversarial evaluation on the evaluation images.
+    pub evaluation: Evaluation,
+    /// The evaluation images.
+    pub clean: ImageBatch,
+    /// Their adversarial versions.
+    pub adversarial: ImageBatch,
+}
+
+/// Trains the attack of `config` against `victim` on `train`, then evaluates it on `eval`.
+///
+/// With [`advclust_gan::GradientSource::Backprop`] the gradient flows through the victim; with
+/// NES or SPSA the victim is only queried (through a [`ModelOracle`]). Either way every victim
+/// call of training and of evaluation is counted in the report.
+pub fn attack_victim(
+    config: &CheckedAttackConfig,
+    victim: &CcModel,
+    train: &Dataset,
+    eval: &Dataset,
+    device: &Device,
+) -> Result<AttackOutcome, Error> {
+    let train_images = train.to_image_batch()?;
+    let mut oracle = ModelOracle::new(victim, device);
+    let mut attack = if config.gradient_source.is_query_only() {
+        advclust_gan::train_query_only(config, &mut oracle, &train_images, device)?
+    } else {
+        advclust_gan::train_backprop(config, victim, &train_images, device)?
+    };
+    let clean = eval.to_image_batch()?;
+    let evaluation = attack.evaluate(&mut oracle, &clean, eval.labels())?;
+    let adversarial = attack.perturb(&clean)?;
+    Ok(AttackOutcome {
+        attack,
+        evaluation,
+        clean,
+        adversarial,
+    })
+}
+
+/// Cluster ids of every image, queried in chunks of `batch` images.
+pub fn query_clusters(
+    oracle: &mut dyn ClusterOracle,
+    images: &ImageBatch,
+    batch: usize,
+) -> Result<Vec<usize>, Error> {
+    let parts = images
+        .chunks(batch)
+        .map(|c| oracle.memberships(&c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Memberships::concat(&parts)?.labels())
+}
+
+/// Scores the victim behind `oracle` on `images` against `labels`.
+pub fn evaluate_clean(
+    oracle: &mut dyn ClusterOracle,
+    images: &ImageBatch,
+    labels: &[usize],
+) -> Result<ScoredClusters, Error> {
+    let clusters = query_clusters(oracle, images, 256)?;
+    Ok(ScoredClusters {
+        scores: clustering_scores(labels, &clusters)?,
+        clusters,
+    })
+}
+
+/// Evaluates one trained generator at several evaluation radii (paper Fig. 3): for each
+/// epsilon the generator's output is bounded by `ThreatModel(norm, epsilon)`, the victim is
+/// queried, and the scores are reported against the mean per-sample L2 norm of the perturbation.
+pub fn sweep_epsilon(
+    attack: &TrainedAttack,
+    oracle: &mut dyn ClusterOracle,
+    images: &ImageBatch,
+    labels: &[usize],
+    norm: NormKind,
+    epsilons: &[f32],
+) -> Result<Vec<SweepPoint>, Error> {
+    epsilons
+        .iter()
+        .map(|&eps| {
+            let threat = ThreatModel::params(norm, eps)
+                .value_box(images.value_box())
+                .check()?;
+            let adversarial = attack.perturb_with(images, &threat)?;
+            let norms = NormSummary::from_norms(&ThreatModel::norms(images, &adversarial)?);
+            let scored = evaluate_clean(oracle, &adversarial, labels)?;
+            Ok(SweepPoint {
+                epsilon: eps,
+                mean_l2: norms.mean_l2,
+                nmi: scored.scores.nmi,
+                ari: scored.scores.ari,
+                acc: scored.scores.acc,
+            })
+        })
+        .collect()
+}
+
+/// The confusion matrix of `clusters` against `labels`, for the figures.
+pub fn confusion(
+    labels: &[usize],
+    clusters: &[usize],
+) -> Result<ConfusionMatrix<usize, usize>, Error> {
+    Ok(ConfusionMatrix::from_table(&ContingencyTable::new(
+        labels, clusters,
+    )?)?)
+}
+
+/// Writes `grid.png` (Fig. 1) and `confusion.png` (Fig. 2) for `outcome` into `dir`; returns
+/// the paths written.
+pub fn write_attack_figures(
+    dir: &Path,
+    outcome: &AttackOutcome,
+    labels: &[usize],
+    class_names: &[String],
+) -> Result<Vec<PathBuf>, Error> {
+    create_dir(dir)?;
+    let e = &outcome.evaluation;
+    let grid = dir.join("grid.png");
+    figures::image_grid(
+        &grid,
+        &outcome.clean,
+        &outcome.adversarial,
+        &e.clean_clusters,
+        &e.adversarial_clusters,
+        Some(labels),
+        Some(class_names),
+        8,
+    )?;
+    let matrices = dir.join("confusion.png");
+    figures::confusion_pair(
+        &matrices,
+        &confusion(labels, &e.clean_clusters)?,
+        &confusion(labels, &e.adversarial_clusters)?,
+        &format!("clean (NMI {:.3})", e.clean.nmi),
+        &format!("adversarial (NMI {:.3})", e.adversarial.nmi),
+    )?;
+    Ok(vec![grid, matrices])
+}
+
+/// Writes `value` as pretty JSON to `path` (creating the parent directory).
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    if let Some(parent) = path.parent() {
+        create_dir(parent)?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Json(e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn create_dir(dir: &Path) -> Result<(), Error> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// A plain-text clean-vs-adversarial table of an evaluation.
+pub fn format_table(e: &Evaluation, training_calls: u64, training_images: u64) -> String {
+    let row = |name: &str, s: &ClusteringScores| {
+        format!(
+            "| {name:<11} | {:>6.4} | {:>6.4} | {:>6.4} |\n",
+            s.nmi, s.ari, s.acc
+        )
+    };
+    let drop = if e.clean.nmi > 0.0 {
+        100.0 * (e.clean.nmi - e.adversarial.nmi) / e.clean.nmi
+    } else {
+        0.0
+    };
+    let mut t = String::new();
+    t += "| images      |    NMI |    ARI |    ACC |\n";
+    t += "|-------------|--------|--------|--------|\n";
+    t += &row("clean", &e.clean);
+    t += &row("adversarial", &e.adversarial);
+    t += &format!(
+        "\nrelative NMI drop {drop:.1} %; {:.1} % of images changed cluster\n",
+        100.0 * e.changed_fraction
+    );
+    t += &format!(
+        "perturbation: mean L2 {:.3} (max {:.3}), mean Linf {:.4} (max {:.4})\n",
+        e.norms.mean_l2, e.norms.max_l2, e.norms.mean_linf, e.norms.max_linf
+    );
+    t += &format!(
+        "victim queries: training {training_calls} batch calls / {training_images} images; \
+         evaluation {} calls / {} images\n",
+        e.queries.batch_calls, e.queries.images
+    );
+    t
+}
