@@ -8,7 +8,8 @@
 //! inside the crates (no download, no `../shared`), trains the GAN attack with gradients through
 //! the victim on a seeded subset (L-infinity, eps = 0.1), evaluates it on all 10,000 images, and
 //! prints the clean-vs-adversarial table. Writes `runs/quickstart/report.json`, `grid.png`
-//! (Fig. 1) and `confusion.png` (Fig. 2), and the trained generator in `runs/quickstart/attack`.
+//! (Fig. 1), `confusion.png` (Fig. 2) and `queries.png` (training scores vs. victim calls), and the
+//! trained generator in `runs/quickstart/attack`.
 //! Set `ADVCLUST_BACKEND` to pick another compiled-in backend.
 
 use std::path::Path;
@@ -46,10 +47,14 @@ fn main() -> Result<(), advclust::Error> {
         "training the attack on {TRAIN_IMAGES} images for {EPOCHS} epochs (L-inf eps 0.1, gradients through the victim)"
     );
     let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, &device)?;
-    outcome.attack.save(out.join("attack"))?;
     let report = outcome.attack.report();
-    pipeline::write_json(&out.join("report.json"), report)?;
-    let figures = pipeline::write_attack_figures(out, &outcome, eval.labels(), eval.class_names())?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("dataset".into(), "mnist".into());
+    metadata.insert(
+        "victim".into(),
+        VictimSpec::PretrainedCcMnist.to_string().into(),
+    );
+    let written = pipeline::save_attack_run(out, &outcome, &eval, metadata)?;
     println!();
     print!(
         "{}",
@@ -60,14 +65,9 @@ fn main() -> Result<(), advclust::Error> {
         )
     );
     println!(
-        "\nwall time {:.1} s; wrote {} and {}",
+        "\nwall time {:.1} s; wrote {}",
         started.elapsed().as_secs_f64(),
-        out.join("report.json").display(),
-        figures
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        pipeline::list_paths(&written)
     );
     Ok(())
 }

@@ -10,10 +10,12 @@ use advclust_core::{
     ThreatModel,
 };
 use advclust_data::Dataset;
-use advclust_gan::{CheckedAttackConfig, Evaluation, TrainedAttack};
+use advclust_gan::{
+    AttackReport, AttackTrainer, CheckedAttackConfig, Evaluation, GradientSource, TrainedAttack,
+};
 use advclust_metrics::{ClusteringScores, ConfusionMatrix, ContingencyTable, clustering_scores};
 use advclust_models::CcModel;
-use advclust_plot::figures::{self, SweepPoint};
+use advclust_plot::figures::{self, QueryPoint, SweepPoint};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -168,7 +170,8 @@ pub struct AttackOutcome {
 ///
 /// With [`advclust_gan::GradientSource::Backprop`] the gradient flows through the victim; with
 /// NES or SPSA the victim is only queried (through a [`ModelOracle`]). Either way every victim
-/// call of training and of evaluation is counted in the report.
+/// call of training and of evaluation is counted in the report, and the per-epoch curves carry
+/// the scores of the training images' adversarial clusters against `train`'s labels.
 pub fn attack_victim(
     config: &CheckedAttackConfig,
     victim: &CcModel,
@@ -177,12 +180,10 @@ pub fn attack_victim(
     device: &Device,
 ) -> Result<AttackOutcome, Error> {
     let train_images = train.to_image_batch()?;
+    let mut attack = AttackTrainer::new(config, device)
+        .with_labels(train.labels())
+        .fit_model(victim, &train_images)?;
     let mut oracle = ModelOracle::new(victim, device);
-    let mut attack = if config.gradient_source.is_query_only() {
-        advclust_gan::train_query_only(config, &mut oracle, &train_images, device)?
-    } else {
-        advclust_gan::train_backprop(config, victim, &train_images, device)?
-    };
     let clean = eval.to_image_batch()?;
     let evaluation = attack.evaluate(&mut oracle, &clean, eval.labels())?;
     let adversarial = attack.perturb(&clean)?;
@@ -192,6 +193,69 @@ pub fn attack_victim(
         clean,
         adversarial,
     })
+}
+
+/// Saves everything an attack run produced into `dir`: the generator (`attack/`), the report
+/// (`report.json`, with the fields of `metadata` merged in, e.g. the command line) and the
+/// figures (`grid.png`, `confusion.png`, and `queries.png` when the training curves carry
+/// scores). Returns the paths of the report and the figures.
+pub fn save_attack_run(
+    dir: &Path,
+    outcome: &AttackOutcome,
+    eval: &Dataset,
+    metadata: serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<PathBuf>, Error> {
+    outcome.attack.save(dir.join("attack"))?;
+    let report = outcome.attack.report();
+    let mut json = serde_json::to_value(report).map_err(|e| Error::Json(e.to_string()))?;
+    if let Some(fields) = json.as_object_mut() {
+        fields.extend(metadata);
+    }
+    let report_path = dir.join("report.json");
+    write_json(&report_path, &json)?;
+    let mut written = vec![report_path];
+    written.extend(write_attack_figures(
+        dir,
+        outcome,
+        eval.labels(),
+        eval.class_names(),
+    )?);
+    let points = query_points(report);
+    if !points.is_empty() {
+        let path = dir.join("queries.png");
+        let title = format!(
+            "{}: training-set scores vs. victim calls",
+            gradient_source_name(report.gradient_source)
+        );
+        figures::query_curve(&path, &title, &points, Some(outcome.evaluation.clean.nmi))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The training curve of `report` as (cumulative batch calls, scores) points, for epochs that
+/// recorded scores.
+pub fn query_points(report: &AttackReport) -> Vec<QueryPoint> {
+    report
+        .curves
+        .iter()
+        .filter_map(|e| {
+            e.scores.map(|s| QueryPoint {
+                batch_calls: e.queries.batch_calls,
+                nmi: s.nmi,
+                ari: Some(s.ari),
+                acc: Some(s.acc),
+            })
+        })
+        .collect()
+}
+
+fn gradient_source_name(source: GradientSource) -> &'static str {
+    match source {
+        GradientSource::Backprop => "backprop",
+        GradientSource::Nes { .. } => "NES",
+        GradientSource::Spsa { .. } => "SPSA",
+    }
 }
 
 /// Cluster ids of every image, queried in chunks of `batch` images.
@@ -305,7 +369,8 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     })
 }
 
-fn create_dir(dir: &Path) -> Result<(), Error> {
+/// Creates `dir` and its parents (nothing for an empty path).
+pub fn create_dir(dir: &Path) -> Result<(), Error> {
     if dir.as_os_str().is_empty() {
         return Ok(());
     }
@@ -313,6 +378,15 @@ fn create_dir(dir: &Path) -> Result<(), Error> {
         path: dir.to_path_buf(),
         source,
     })
+}
+
+/// `paths` joined by ", " for a one-line summary.
+pub fn list_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A plain-text clean-vs-adversarial table of an evaluation.

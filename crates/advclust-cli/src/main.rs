@@ -77,12 +77,37 @@ struct TrainVictim {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Augmentation preset (default: digits for MNIST, else by the number of channels).
+    #[arg(long, value_enum)]
+    augment: Option<Augment>,
+    /// Smallest crop area of the random resized crop (overrides the preset).
+    #[arg(long)]
+    crop_min: Option<f32>,
+    /// Score the model on the training set every this many epochs (0: only at the end).
+    #[arg(long, default_value_t = 1)]
+    eval_every: usize,
+    /// Write a checkpoint every this many epochs (and after the last).
+    #[arg(long, default_value_t = 10)]
+    checkpoint_every: usize,
+    /// Stop each epoch after this many steps (for timing runs).
+    #[arg(long)]
+    max_steps: Option<usize>,
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     resume: bool,
     /// Output directory (model in <out>/model, report in <out>/report.json).
     #[arg(long, default_value = "runs/victim")]
     out: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Augment {
+    /// Crops, small rotations and shear, stroke dilation/erosion, brightness/contrast.
+    Digits,
+    /// Crops, flips, brightness/contrast.
+    Grayscale,
+    /// SimCLR-style crops, flips, colour jitter, random grayscale.
+    Color,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -137,6 +162,10 @@ struct Attack {
     /// NES sigma / SPSA delta.
     #[arg(long, default_value_t = 0.01)]
     sigma: f32,
+    /// NES / SPSA: send the perturbed copies in calls of at most this many images, so that
+    /// calls are counted on batches of the same size as backprop's (0: one call per step).
+    #[arg(long, default_value_t = 256)]
+    max_images_per_call: usize,
     /// Epochs (the maximum when --converge is set).
     #[arg(long, default_value_t = 20)]
     epochs: usize,
@@ -252,11 +281,24 @@ fn train_victim(
     config.seed = a.data.seed;
     config.checkpoint_dir = Some(a.out.clone());
     config.resume = a.resume;
-    if matches!(
-        a.data.dataset,
-        DatasetSpec::MnistEmbedded | DatasetSpec::Mnist(_)
-    ) {
-        config.augment = AugmentConfig::digits();
+    config.eval_every = a.eval_every;
+    config.checkpoint_every = a.checkpoint_every;
+    config.max_steps_per_epoch = a.max_steps;
+    config.augment = match a.augment {
+        Some(Augment::Digits) => AugmentConfig::digits(),
+        Some(Augment::Grayscale) => AugmentConfig::grayscale(),
+        Some(Augment::Color) => AugmentConfig::color(),
+        None if matches!(
+            a.data.dataset,
+            DatasetSpec::MnistEmbedded | DatasetSpec::Mnist(_)
+        ) =>
+        {
+            AugmentConfig::digits()
+        }
+        None => AugmentConfig::for_channels(c),
+    };
+    if let Some(m) = a.crop_min {
+        config.augment.crop_scale[0] = m;
     }
     let images = data.to_image_batch()?;
     let (model, report) =
@@ -318,6 +360,7 @@ fn attack_config(a: &Attack) -> Result<advclust::gan::CheckedAttackConfig, Error
         .with_batch_size(a.batch_size)
         .with_seed(a.data.seed)
         .with_target(a.target)
+        .with_max_images_per_call((a.max_images_per_call > 0).then_some(a.max_images_per_call))
         .with_budget(QueryBudget {
             max_batch_calls: a.budget_calls,
             max_images: a.budget_images,
@@ -350,16 +393,16 @@ fn attack(
         config.norm
     );
     let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, device)?;
-    outcome.attack.save(a.out.join("attack"))?;
     let report = outcome.attack.report();
-    let figures =
-        pipeline::write_attack_figures(&a.out, &outcome, eval.labels(), eval.class_names())?;
-    let mut json = serde_json::to_value(report).map_err(|e| Error::Json(e.to_string()))?;
-    json["command"] = serde_json::Value::String(command);
-    json["dataset"] = serde_json::Value::String(a.data.dataset.to_string());
-    json["victim"] = serde_json::Value::String(a.victim.to_string());
-    json["process_seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
-    pipeline::write_json(&a.out.join("report.json"), &json)?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("command".into(), command.into());
+    metadata.insert("dataset".into(), a.data.dataset.to_string().into());
+    metadata.insert("victim".into(), a.victim.to_string().into());
+    metadata.insert(
+        "process_seconds".into(),
+        serde_json::json!(started.elapsed().as_secs_f64()),
+    );
+    let written = pipeline::save_attack_run(&a.out, &outcome, &eval, metadata)?;
     print!(
         "{}",
         pipeline::format_table(
@@ -369,14 +412,9 @@ fn attack(
         )
     );
     println!(
-        "wall time {:.1} s; report {}; figures {}",
+        "wall time {:.1} s; wrote {}",
         started.elapsed().as_secs_f64(),
-        a.out.join("report.json").display(),
-        figures
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        pipeline::list_paths(&written)
     );
     Ok(())
 }
@@ -404,10 +442,7 @@ fn evaluate(
     );
     let matrix = pipeline::confusion(data.labels(), &clean.clusters)?;
     let figure = a.out.join("confusion.png");
-    std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
-        path: a.out.clone(),
-        source,
-    })?;
+    pipeline::create_dir(&a.out)?;
     if let Some(dir) = &a.attack {
         let attack = TrainedAttack::load(dir, device)?;
         let adversarial = attack.perturb(&images)?;
@@ -464,10 +499,7 @@ fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> 
         );
     }
     let figure = a.out.join("sweep.png");
-    std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
-        path: a.out.clone(),
-        source,
-    })?;
+    pipeline::create_dir(&a.out)?;
     advclust::plot::figures::sweep_curves(&figure, &points)?;
     pipeline::write_json(
         &a.out.join("sweep.json"),

@@ -35,8 +35,9 @@ pub struct EpochStats {
     /// clean one; targeted: fraction assigned to the target. For query-only sources the
     /// adversarial cluster is the argmax of the mean memberships of the perturbed queries.
     pub success_rate: f64,
-    /// NMI of the adversarial clusters against the labels, when the trainer was given labels.
-    pub nmi: Option<f64>,
+    /// NMI, ARI and ACC of the epoch's adversarial clusters against the labels, when the
+    /// trainer was given labels (no queries beyond training's own).
+    pub scores: Option<ClusteringScores>,
     /// Training queries so far (cumulative).
     pub queries: QueryCounts,
     /// Training steps so far (cumulative).

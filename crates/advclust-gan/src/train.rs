@@ -876,8 +876,8 @@ impl<'a> AttackTrainer<'a> {
             }
             let steps = acc.steps.max(1) as f64;
             let (lr_g, lr_d) = gan.learning_rates();
-            let nmi = match self.labels {
-                Some(labels) => Some(advclust_metrics::nmi(labels, &adv_clusters)?),
+            let scores = match self.labels {
+                Some(labels) => Some(advclust_metrics::clustering_scores(labels, &adv_clusters)?),
                 None => None,
             };
             let stats = EpochStats {
@@ -893,7 +893,7 @@ impl<'a> AttackTrainer<'a> {
                 mean_l2: acc.sum_l2 / acc.images.max(1) as f64,
                 max_linf: acc.max_linf,
                 success_rate: acc.successes as f64 / acc.images.max(1) as f64,
-                nmi,
+                scores,
                 queries: provider.counts(),
                 steps: report.steps,
                 elapsed_s: started.elapsed().as_secs_f64(),

@@ -236,7 +236,7 @@ fn same_seed_gives_identical_reports() {
         assert_eq!(a.report().without_timings(), b.report().without_timings());
         assert_eq!(a.perturb(&x).unwrap(), b.perturb(&x).unwrap());
         assert_eq!(a.report().curves.len(), 2);
-        assert!(a.report().curves[0].nmi.is_some());
+        assert!(a.report().curves[0].scores.is_some());
         let c = run(4, source);
         assert_ne!(a.report().without_timings(), c.report().without_timings());
     }
@@ -362,7 +362,7 @@ fn query_only_training_counts_queries_and_caches_clean_memberships() {
     assert!(
         r.curves
             .iter()
-            .all(|e| e.l_adv.is_finite() && e.nmi.is_some())
+            .all(|e| e.l_adv.is_finite() && e.scores.is_some())
     );
 }
 

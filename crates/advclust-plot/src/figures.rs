@@ -1,6 +1,7 @@
 //! PNG figures of the paper: the clean/adversarial image grid (Fig. 1), the
 //! clean/adversarial confusion matrices (Fig. 2) and the epsilon-sweep score
-//! curves (Fig. 3).
+//! curves (Fig. 3), plus the training curve of an attack, its scores against
+//! the victim queries it made ([`query_curve`]).
 //!
 //! Every figure is drawn into an in-memory RGB buffer (images and heatmap
 //! cells pixel by pixel, lines, markers and text through [`plotters`]' bitmap
@@ -12,13 +13,19 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use advclust_plot::figures::{SweepPoint, sweep_curves};
+//! use advclust_plot::figures::{QueryPoint, SweepPoint, query_curve, sweep_curves};
 //!
 //! let points = [
 //!     SweepPoint { epsilon: 0.0, mean_l2: 0.0, nmi: 0.91, ari: 0.89, acc: 0.95 },
 //!     SweepPoint { epsilon: 0.1, mean_l2: 2.4, nmi: 0.52, ari: 0.41, acc: 0.60 },
 //! ];
 //! sweep_curves(Path::new("sweep.png"), &points)?;
+//!
+//! let training = [
+//!     QueryPoint { batch_calls: 0, nmi: 0.90, ari: Some(0.88), acc: None },
+//!     QueryPoint { batch_calls: 5_000, nmi: 0.41, ari: Some(0.30), acc: None },
+//! ];
+//! query_curve(Path::new("queries.png"), "Scores vs. victim queries", &training, Some(0.91))?;
 //! # Ok::<(), advclust_plot::figures::FigureError>(())
 //! ```
 
@@ -39,7 +46,7 @@ use thiserror::Error;
 
 pub use confusion::{confusion_matrix, confusion_pair};
 pub use grid::{DEFAULT_MAX_SAMPLES, GridOptions, GridSamples, image_grid, image_grid_with};
-pub use sweep::{SweepPoint, sweep_curves};
+pub use sweep::{QueryPoint, SweepPoint, query_curve, sweep_curves};
 use text::{Align, Typesetter};
 
 /// Largest canvas any figure may have, in pixels (`2^26`, 192 MiB of RGB).

@@ -1,4 +1,6 @@
-//! Fig. 3: clustering scores against the size of the perturbation.
+//! Fig. 3, clustering scores against the size of the perturbation, and the
+//! training curve of an attack, clustering scores against the victim queries
+//! it made. Both are one line chart ([`Chart`]) drawn by [`render`].
 
 use std::path::Path;
 
@@ -9,16 +11,20 @@ use super::{Align, Area, Canvas, DrawError, FigureError, MUTED, TEXT, Typesetter
 
 const WIDTH: u64 = 820;
 const HEIGHT: u64 = 540;
-/// Plot frame: left, right, top and bottom edges in pixels.
+/// Plot frame: left, right and bottom edges in pixels; the top edge leaves
+/// room for a row of point tags when there is one.
 const LEFT: i32 = 78;
 const RIGHT: i32 = WIDTH as i32 - 24;
-const TOP: i32 = 74;
+const TOP_TAGGED: i32 = 74;
+const TOP_PLAIN: i32 = 58;
 const BOTTOM: i32 = HEIGHT as i32 - 66;
 
 const TITLE: f64 = 19.0;
+/// Smallest size a long title is shrunk to so that it fits the canvas.
+const TITLE_MIN: f64 = 11.0;
 const AXIS: f64 = 15.0;
 const TICK: f64 = 13.0;
-const EPSILON: f64 = 11.0;
+const TAG: f64 = 11.0;
 const LEGEND: f64 = 14.0;
 
 /// One attack strength of an epsilon sweep and the scores it left.
@@ -49,20 +55,32 @@ pub struct SweepPoint {
 /// negative `mean_l2` or a score outside `[-1, 1]`, [`FigureError::Draw`] or
 /// [`FigureError::Write`] when rendering or writing `path` fails.
 pub fn sweep_curves(path: &Path, points: &[SweepPoint]) -> Result<(), FigureError> {
-    validate(points)?;
+    validate_sweep(points)?;
     let mut points = points.to_vec();
     points.sort_by(|a, b| {
         a.mean_l2
             .total_cmp(&b.mean_l2)
             .then(a.epsilon.total_cmp(&b.epsilon))
     });
-    let typo = Typesetter::new()?;
-    let mut canvas = Canvas::new(WIDTH, HEIGHT)?;
-    canvas.draw(path, |area| draw(area, &typo, &points))?;
-    canvas.save(path)
+    let chart = Chart {
+        title: "Clustering scores vs. perturbation size",
+        x_label: "mean per-sample L2 norm of the perturbation",
+        integer_x: false,
+        tag_heading: Some("ε"),
+        points: points
+            .iter()
+            .map(|p| ChartPoint {
+                x: f64::from(p.mean_l2),
+                scores: [Some(p.nmi), Some(p.ari), Some(p.acc)],
+                tag: Some(format_epsilon(p.epsilon)),
+            })
+            .collect(),
+        reference: None,
+    };
+    render(path, &chart)
 }
 
-fn validate(points: &[SweepPoint]) -> Result<(), FigureError> {
+fn validate_sweep(points: &[SweepPoint]) -> Result<(), FigureError> {
     if points.is_empty() {
         return Err(FigureError::EmptyInput { what: "points" });
     }
@@ -79,14 +97,7 @@ fn validate(points: &[SweepPoint]) -> Result<(), FigureError> {
                 return Err(FigureError::NonFinite { what, index });
             }
         }
-        for (name, value) in [("nmi", p.nmi), ("ari", p.ari), ("acc", p.acc)] {
-            if !(-1.0..=1.0).contains(&value) {
-                return Err(FigureError::InvalidParameter {
-                    name,
-                    reason: format!("point {index} has a score of {value}, outside [-1, 1]"),
-                });
-            }
-        }
+        check_scores(index, [("nmi", p.nmi), ("ari", p.ari), ("acc", p.acc)])?;
         if p.mean_l2 < 0.0 {
             return Err(FigureError::InvalidParameter {
                 name: "mean_l2",
@@ -97,30 +108,168 @@ fn validate(points: &[SweepPoint]) -> Result<(), FigureError> {
     Ok(())
 }
 
-/// A metric's name, colour, value and marker.
+/// One point of an attack's training curve: how many victim calls it had made, and the scores then.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QueryPoint {
+    /// Cumulative training batch calls to the victim.
+    pub batch_calls: u64,
+    /// NMI of the adversarial clusters then.
+    pub nmi: f64,
+    /// ARI then, when known.
+    pub ari: Option<f64>,
+    /// ACC then, when known.
+    pub acc: Option<f64>,
+}
+
+/// Writes the clustering scores of an attack's adversarial images against
+/// the victim batch calls it had made during training as a PNG: how fast a
+/// black-box attack learns to hurt the victim, for the queries it spends.
+///
+/// Points are sorted by `batch_calls` (ties keep their order). NMI is always
+/// drawn; ARI and ACC are drawn through the points that have them, and a
+/// metric no point has is left out of the chart and its legend. Each metric
+/// has its own colour and marker, as in [`sweep_curves`]. With `clean_nmi`,
+/// the NMI of the victim on clean images is drawn as a dashed horizontal
+/// reference line, "clean NMI" in the legend. `title` is drawn above the
+/// chart, shrunk to fit when it is long.
+///
+/// # Errors
+///
+/// [`FigureError::EmptyInput`] for no points, [`FigureError::NonFinite`]
+/// when a score is NaN or infinite, [`FigureError::InvalidParameter`] for a
+/// score outside `[-1, 1]` or a `clean_nmi` that is not a number in
+/// `[0, 1]`, [`FigureError::Draw`] or [`FigureError::Write`] when rendering
+/// or writing `path` fails.
+pub fn query_curve(
+    path: &Path,
+    title: &str,
+    points: &[QueryPoint],
+    clean_nmi: Option<f64>,
+) -> Result<(), FigureError> {
+    validate_queries(points, clean_nmi)?;
+    let mut points = points.to_vec();
+    points.sort_by_key(|p| p.batch_calls);
+    let chart = Chart {
+        title,
+        x_label: "victim batch calls during training",
+        integer_x: true,
+        tag_heading: None,
+        points: points
+            .iter()
+            .map(|p| ChartPoint {
+                // Exact up to 2^53 calls, far beyond any run.
+                x: p.batch_calls as f64,
+                scores: [Some(p.nmi), p.ari, p.acc],
+                tag: None,
+            })
+            .collect(),
+        reference: clean_nmi.map(|value| Reference {
+            label: "clean NMI",
+            value,
+        }),
+    };
+    render(path, &chart)
+}
+
+fn validate_queries(points: &[QueryPoint], clean_nmi: Option<f64>) -> Result<(), FigureError> {
+    if points.is_empty() {
+        return Err(FigureError::EmptyInput { what: "points" });
+    }
+    for (index, p) in points.iter().enumerate() {
+        let fields = [("nmi", Some(p.nmi)), ("ari", p.ari), ("acc", p.acc)];
+        for (what, value) in fields {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err(FigureError::NonFinite { what, index });
+            }
+        }
+        check_scores(
+            index,
+            fields.map(|(name, value)| (name, value.unwrap_or(0.0))),
+        )?;
+    }
+    if let Some(value) = clean_nmi
+        && !(0.0..=1.0).contains(&value)
+    {
+        return Err(FigureError::InvalidParameter {
+            name: "clean_nmi",
+            reason: format!("{value} is not a score in [0, 1]"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a score of point `index` outside `[-1, 1]`.
+fn check_scores(index: usize, scores: [(&'static str, f64); 3]) -> Result<(), FigureError> {
+    for (name, value) in scores {
+        if !(-1.0..=1.0).contains(&value) {
+            return Err(FigureError::InvalidParameter {
+                name,
+                reason: format!("point {index} has a score of {value}, outside [-1, 1]"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A line chart of up to three clustering scores against one quantity.
+struct Chart<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    /// Whether x counts something, so ticks are whole numbers.
+    integer_x: bool,
+    /// What the point tags are, drawn left of their row ("ε").
+    tag_heading: Option<&'a str>,
+    /// Sorted by `x`; `x` finite and non-negative, scores finite.
+    points: Vec<ChartPoint>,
+    /// A horizontal line at a score, named in the legend.
+    reference: Option<Reference>,
+}
+
+/// One x value and the scores there, in [`METRICS`] order.
+struct ChartPoint {
+    x: f64,
+    scores: [Option<f64>; 3],
+    /// A short label drawn above the frame at `x`, where there is room.
+    tag: Option<String>,
+}
+
+/// A dashed horizontal line at `value`.
+struct Reference {
+    label: &'static str,
+    value: f64,
+}
+
+/// A metric's name and colour; its index picks its marker.
 struct Metric {
     name: &'static str,
     color: RGBColor,
-    value: fn(&SweepPoint) -> f64,
 }
 
 const METRICS: [Metric; 3] = [
     Metric {
         name: "NMI",
         color: RGBColor(31, 119, 180),
-        value: |p| p.nmi,
     },
     Metric {
         name: "ARI",
         color: RGBColor(255, 127, 14),
-        value: |p| p.ari,
     },
     Metric {
         name: "ACC",
         color: RGBColor(44, 160, 44),
-        value: |p| p.acc,
     },
 ];
+
+/// Colour of the reference line.
+const REFERENCE: RGBColor = RGBColor(80, 80, 80);
+
+/// Draws `chart` on a fresh canvas and writes it to `path`.
+fn render(path: &Path, chart: &Chart<'_>) -> Result<(), FigureError> {
+    let typo = Typesetter::new()?;
+    let mut canvas = Canvas::new(WIDTH, HEIGHT)?;
+    canvas.draw(path, |area| draw(area, &typo, chart))?;
+    canvas.save(path)
+}
 
 /// Marker `k` (circle, triangle, square) centred on `(x, y)`.
 fn marker(area: &Area<'_>, k: usize, (x, y): (i32, i32), color: RGBColor) -> Result<(), DrawError> {
@@ -133,10 +282,30 @@ fn marker(area: &Area<'_>, k: usize, (x, y): (i32, i32), color: RGBColor) -> Res
     Ok(())
 }
 
+/// A horizontal dashed line from `x0` to `x1` at `y`.
+fn dashes(area: &Area<'_>, (x0, x1): (i32, i32), y: i32, color: RGBColor) -> Result<(), DrawError> {
+    let (dash, gap) = (9, 5);
+    let mut x = x0;
+    while x < x1 {
+        let end = (x + dash).min(x1);
+        area.draw(&PathElement::new(
+            vec![(x, y), (end, y)],
+            color.stroke_width(2),
+        ))?;
+        x = end + gap;
+    }
+    Ok(())
+}
+
 /// Evenly spaced "nice" values (1, 2 or 5 times a power of ten) covering
 /// `[lo, hi]` with about `target` intervals, and the decimals they need.
 fn nice_ticks(lo: f64, hi: f64, target: f64) -> (Vec<f64>, usize) {
-    let raw = (hi - lo) / target;
+    nice_ticks_from(lo, hi, target, 0.0)
+}
+
+/// [`nice_ticks`], with steps of at least `min_step`.
+fn nice_ticks_from(lo: f64, hi: f64, target: f64, min_step: f64) -> (Vec<f64>, usize) {
+    let raw = ((hi - lo) / target).max(min_step);
     let magnitude = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0]
         .into_iter()
@@ -148,6 +317,37 @@ fn nice_ticks(lo: f64, hi: f64, target: f64) -> (Vec<f64>, usize) {
     let last = (hi / step + 1e-9).floor() as i64;
     let ticks = (first..=last).map(|i| i as f64 * step).collect();
     (ticks, decimals)
+}
+
+/// Tick labels for `ticks` with `decimals` decimals. Axes of whole numbers
+/// reaching 10 000 group digits by thousands with thin spaces ("5 000",
+/// "120 000"), every tick alike.
+fn tick_labels(ticks: &[f64], decimals: usize) -> Vec<String> {
+    let group = decimals == 0 && ticks.iter().any(|t| t.abs() >= 10_000.0);
+    ticks
+        .iter()
+        .map(|&t| {
+            let text = format!("{t:.decimals$}");
+            if group { grouped(&text) } else { text }
+        })
+        .collect()
+}
+
+/// `text` (an optional minus sign, then digits) with a thin space before
+/// each group of three digits from the right.
+fn grouped(text: &str) -> String {
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(digits) => ("-", digits),
+        None => ("", text),
+    };
+    let mut out = String::from(sign);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('\u{2009}');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `epsilon` with at most four decimals and no trailing zeros.
@@ -165,6 +365,8 @@ fn format_epsilon(epsilon: f32) -> String {
 struct Frame {
     x: (f64, f64),
     y: (f64, f64),
+    /// Top edge of the frame in pixels.
+    top: i32,
 }
 
 impl Frame {
@@ -175,20 +377,21 @@ impl Frame {
 
     fn py(&self, y: f64) -> i32 {
         let t = (y - self.y.0) / (self.y.1 - self.y.0);
-        BOTTOM - (t * f64::from(BOTTOM - TOP)).round() as i32
+        BOTTOM - (t * f64::from(BOTTOM - self.top)).round() as i32
     }
 }
 
-fn draw(area: &Area<'_>, typo: &Typesetter, points: &[SweepPoint]) -> Result<(), DrawError> {
-    let max_l2 = points
-        .iter()
-        .map(|p| f64::from(p.mean_l2))
-        .fold(0.0, f64::max);
-    let x_hi = if max_l2 > 0.0 { max_l2 * 1.04 } else { 1.0 };
+fn draw(area: &Area<'_>, typo: &Typesetter, chart: &Chart<'_>) -> Result<(), DrawError> {
+    let points = &chart.points;
+    let tagged = points.iter().any(|p| p.tag.is_some());
+    let top = if tagged { TOP_TAGGED } else { TOP_PLAIN };
+    let max_x = points.iter().map(|p| p.x).fold(0.0, f64::max);
+    let x_hi = if max_x > 0.0 { max_x * 1.04 } else { 1.0 };
     let values = || {
         points
             .iter()
-            .flat_map(|p| METRICS.iter().map(move |m| (m.value)(p)))
+            .flat_map(|p| p.scores.iter().flatten().copied())
+            .chain(chart.reference.as_ref().map(|r| r.value))
     };
     let y_lo = values().fold(0.0, f64::min);
     let y_hi = values().fold(1.0, f64::max);
@@ -196,122 +399,155 @@ fn draw(area: &Area<'_>, typo: &Typesetter, points: &[SweepPoint]) -> Result<(),
     let frame = Frame {
         x: (-0.02 * x_hi, x_hi),
         y: (y_lo - pad, y_hi + pad),
+        top,
     };
 
     let grid = RGBColor(228, 228, 228);
     let axis = RGBColor(90, 90, 90);
-    let (x_ticks, x_decimals) = nice_ticks(0.0, frame.x.1, 8.0);
-    for &x in &x_ticks {
+    let min_step = if chart.integer_x { 1.0 } else { 0.0 };
+    let (x_ticks, x_decimals) = nice_ticks_from(0.0, frame.x.1, 8.0, min_step);
+    for (&x, text) in x_ticks.iter().zip(tick_labels(&x_ticks, x_decimals)) {
         let px = frame.px(x);
-        area.draw(&PathElement::new(vec![(px, TOP), (px, BOTTOM)], grid))?;
+        area.draw(&PathElement::new(vec![(px, top), (px, BOTTOM)], grid))?;
         area.draw(&PathElement::new(
             vec![(px, BOTTOM), (px, BOTTOM + 5)],
             axis,
         ))?;
-        let text = format!("{x:.x_decimals$}");
         typo.label(area, &text, (px, BOTTOM + 20), TICK, &TEXT, Align::Center)?;
     }
     let (y_ticks, y_decimals) = nice_ticks(frame.y.0, frame.y.1, 6.0);
-    for &y in &y_ticks {
+    for (&y, text) in y_ticks.iter().zip(tick_labels(&y_ticks, y_decimals)) {
         let py = frame.py(y);
         area.draw(&PathElement::new(vec![(LEFT, py), (RIGHT, py)], grid))?;
         area.draw(&PathElement::new(vec![(LEFT - 5, py), (LEFT, py)], axis))?;
-        let text = format!("{y:.y_decimals$}");
         typo.label(area, &text, (LEFT - 9, py + 5), TICK, &TEXT, Align::Right)?;
     }
-    area.draw(&Rectangle::new([(LEFT, TOP), (RIGHT, BOTTOM)], axis))?;
+    area.draw(&Rectangle::new([(LEFT, top), (RIGHT, BOTTOM)], axis))?;
 
     let center = (LEFT + RIGHT) / 2;
+    // A long title shrinks to fit between the canvas edges (12 px margins).
+    let room = 2 * center.min(WIDTH as i32 - center) - 24;
+    let natural = typo.width(chart.title, TITLE);
+    let title_size = if natural as i32 > room {
+        (TITLE * f64::from(room) / f64::from(natural)).max(TITLE_MIN)
+    } else {
+        TITLE
+    };
     typo.label(
         area,
-        "Clustering scores vs. perturbation size",
+        chart.title,
         (center, 30),
-        TITLE,
+        title_size,
         &TEXT,
         Align::Center,
     )?;
-    let x_desc = "mean per-sample L2 norm of the perturbation";
     typo.label(
         area,
-        x_desc,
+        chart.x_label,
         (center, BOTTOM + 48),
         AXIS,
         &TEXT,
         Align::Center,
     )?;
-    typo.label_up(area, "score", (26, (TOP + BOTTOM) / 2), AXIS, &TEXT)?;
+    typo.label_up(area, "score", (26, (top + BOTTOM) / 2), AXIS, &TEXT)?;
 
-    // The attack budget of each point, above the frame, where there is room.
-    typo.label(
-        area,
-        "ε",
-        (LEFT - 9, TOP - 9),
-        EPSILON + 2.0,
-        &MUTED,
-        Align::Right,
-    )?;
-    let mut free_from = LEFT - 4;
-    for p in points {
-        let text = format_epsilon(p.epsilon);
-        let half = typo.width(&text, EPSILON) as i32 / 2;
-        let px = frame.px(f64::from(p.mean_l2));
-        if px - half >= free_from && px + half <= RIGHT + 20 {
-            typo.label(area, &text, (px, TOP - 9), EPSILON, &MUTED, Align::Center)?;
-            area.draw(&PathElement::new(vec![(px, TOP - 5), (px, TOP)], MUTED))?;
-            free_from = px + half + 6;
+    // The tag of each point, above the frame, where there is room.
+    if tagged {
+        if let Some(heading) = chart.tag_heading {
+            typo.label(
+                area,
+                heading,
+                (LEFT - 9, top - 9),
+                TAG + 2.0,
+                &MUTED,
+                Align::Right,
+            )?;
+        }
+        let mut free_from = LEFT - 4;
+        for p in points {
+            let Some(text) = &p.tag else { continue };
+            let half = typo.width(text, TAG) as i32 / 2;
+            let px = frame.px(p.x);
+            if px - half >= free_from && px + half <= RIGHT + 20 {
+                typo.label(area, text, (px, top - 9), TAG, &MUTED, Align::Center)?;
+                area.draw(&PathElement::new(vec![(px, top - 5), (px, top)], MUTED))?;
+                free_from = px + half + 6;
+            }
         }
     }
 
-    // Curves, then markers on top.
-    let paths: Vec<Vec<(i32, i32)>> = METRICS
-        .iter()
-        .map(|m| {
-            points
+    // The reference line under the curves.
+    let reference = chart.reference.as_ref().map(|r| (r, frame.py(r.value)));
+    if let Some((_, py)) = reference {
+        dashes(area, (LEFT + 1, RIGHT), py, REFERENCE)?;
+    }
+
+    // Curves through the points that have each metric, then markers on top.
+    let paths: Vec<(usize, Vec<(i32, i32)>)> = (0..METRICS.len())
+        .map(|k| {
+            let path = points
                 .iter()
-                .map(|p| (frame.px(f64::from(p.mean_l2)), frame.py((m.value)(p))))
-                .collect()
+                .filter_map(|p| p.scores[k].map(|v| (frame.px(p.x), frame.py(v))))
+                .collect::<Vec<_>>();
+            (k, path)
         })
+        .filter(|(_, path)| !path.is_empty())
         .collect();
-    for (metric, path) in METRICS.iter().zip(&paths) {
+    for (k, path) in &paths {
         area.draw(&PathElement::new(
             path.clone(),
-            metric.color.stroke_width(2),
+            METRICS[*k].color.stroke_width(2),
         ))?;
     }
-    for (k, (metric, path)) in METRICS.iter().zip(&paths).enumerate() {
+    for (k, path) in &paths {
         for &p in path {
-            marker(area, k, p, metric.color)?;
+            marker(area, *k, p, METRICS[*k].color)?;
         }
     }
-    legend(area, typo, &paths)
+    legend(area, typo, &frame, &paths, reference)
 }
 
-/// The legend box, in the frame corner that covers the fewest data points.
-fn legend(area: &Area<'_>, typo: &Typesetter, paths: &[Vec<(i32, i32)>]) -> Result<(), DrawError> {
+/// The legend box, in the frame corner that covers the fewest data points
+/// (and pieces of the reference line).
+fn legend(
+    area: &Area<'_>,
+    typo: &Typesetter,
+    frame: &Frame,
+    paths: &[(usize, Vec<(i32, i32)>)],
+    reference: Option<(&Reference, i32)>,
+) -> Result<(), DrawError> {
     let row = 22;
-    let text_w = METRICS
+    let names = paths
         .iter()
-        .map(|m| typo.width(m.name, LEGEND) as i32)
+        .map(|(k, _)| METRICS[*k].name)
+        .chain(reference.map(|(r, _)| r.label));
+    let text_w = names
+        .map(|name| typo.width(name, LEGEND) as i32)
         .max()
         .unwrap_or(0);
-    let (w, h) = (12 + 28 + 8 + text_w + 12, 8 + row * METRICS.len() as i32);
+    let rows = paths.len() + usize::from(reference.is_some());
+    let (w, h) = (12 + 28 + 8 + text_w + 12, 8 + row * rows as i32);
     let inset = 12;
+    let top = frame.top;
     let corners = [
-        (RIGHT - inset - w, TOP + inset),
+        (RIGHT - inset - w, top + inset),
         (LEFT + inset, BOTTOM - inset - h),
         (RIGHT - inset - w, BOTTOM - inset - h),
-        (LEFT + inset, TOP + inset),
+        (LEFT + inset, top + inset),
     ];
     // Points and segment midpoints inside each candidate box.
-    let samples: Vec<(i32, i32)> = paths
+    let mut samples: Vec<(i32, i32)> = paths
         .iter()
-        .flat_map(|path| {
+        .flat_map(|(_, path)| {
             let mids = path
                 .windows(2)
                 .map(|s| ((s[0].0 + s[1].0) / 2, (s[0].1 + s[1].1) / 2));
             path.iter().copied().chain(mids).collect::<Vec<_>>()
         })
         .collect();
+    if let Some((_, py)) = reference {
+        samples.extend((LEFT..=RIGHT).step_by(16).map(|px| (px, py)));
+    }
     let covered = |&(x, y): &(i32, i32)| {
         samples
             .iter()
@@ -328,11 +564,13 @@ fn legend(area: &Area<'_>, typo: &Typesetter, paths: &[Vec<(i32, i32)>]) -> Resu
         [(x, y), (x + w, y + h)],
         RGBColor(170, 170, 170),
     ))?;
-    for (k, metric) in METRICS.iter().enumerate() {
-        let cy = y + 4 + row * k as i32 + row / 2;
+    let row_y = |i: usize| y + 4 + row * i as i32 + row / 2;
+    for (i, (k, _)) in paths.iter().enumerate() {
+        let metric = &METRICS[*k];
+        let cy = row_y(i);
         let line = vec![(x + 12, cy), (x + 40, cy)];
         area.draw(&PathElement::new(line, metric.color.stroke_width(2)))?;
-        marker(area, k, (x + 26, cy), metric.color)?;
+        marker(area, *k, (x + 26, cy), metric.color)?;
         typo.label(
             area,
             metric.name,
@@ -341,6 +579,11 @@ fn legend(area: &Area<'_>, typo: &Typesetter, paths: &[Vec<(i32, i32)>]) -> Resu
             &TEXT,
             Align::Left,
         )?;
+    }
+    if let Some((r, _)) = reference {
+        let cy = row_y(paths.len());
+        dashes(area, (x + 12, x + 40), cy, REFERENCE)?;
+        typo.label(area, r.label, (x + 48, cy + 5), LEGEND, &TEXT, Align::Left)?;
     }
     Ok(())
 }
@@ -361,5 +604,26 @@ mod tests {
         assert_eq!(format_epsilon(0.1), "0.1");
         assert_eq!(format_epsilon(0.0), "0");
         assert_eq!(format_epsilon(16.0), "16");
+    }
+
+    #[test]
+    fn whole_number_ticks() {
+        // Counts never get fractional ticks, however few there are.
+        let (ticks, decimals) = nice_ticks_from(0.0, 3.12, 8.0, 1.0);
+        assert_eq!(ticks, [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(decimals, 0);
+        let (ticks, _) = nice_ticks_from(0.0, 1.0, 8.0, 1.0);
+        assert_eq!(ticks, [0.0, 1.0]);
+        assert_eq!(tick_labels(&[0.0, 0.4], 1), ["0.0", "0.4"]);
+        assert_eq!(tick_labels(&[0.0, 5000.0], 0), ["0", "5000"]);
+        let thin = |s: &str| s.replace(' ', "\u{2009}");
+        assert_eq!(
+            tick_labels(&[5000.0, 10_000.0, 1_500_000.0], 0),
+            [thin("5 000"), thin("10 000"), thin("1 500 000")]
+        );
+        assert_eq!(
+            tick_labels(&[-20_000.0, 0.0], 0),
+            [thin("-20 000"), thin("0")]
+        );
     }
 }

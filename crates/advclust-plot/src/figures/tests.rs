@@ -305,7 +305,7 @@ fn sweep_figure() {
     let dir = temp_dir("sweep");
     let path = dir.join("sweep.png");
     sweep_curves(&path, &sweep_points()).unwrap();
-    assert_png(&path);
+    assert_eq!(assert_png(&path), (820, 540));
     // A single point at zero norm still draws.
     let path = dir.join("one.png");
     let point = SweepPoint {
@@ -352,6 +352,118 @@ fn sweep_errors_are_typed() {
         }
     ));
     assert!(!path.exists());
+}
+
+/// A training curve: NMI falls as the attack learns; ARI and ACC are only
+/// known at every other checkpoint.
+fn query_points() -> Vec<QueryPoint> {
+    (0..10u64)
+        .map(|k| {
+            let calls = k * 2_500;
+            let decay = (-(k as f64) / 3.0).exp();
+            QueryPoint {
+                batch_calls: calls,
+                nmi: 0.2 + 0.65 * decay,
+                ari: (k % 2 == 0).then_some(-0.01 + 0.7 * decay * decay),
+                acc: (k % 2 == 0).then_some(0.15 + 0.75 * decay),
+            }
+        })
+        .rev()
+        .collect()
+}
+
+#[test]
+fn query_figure() {
+    let dir = temp_dir("query");
+    let path = dir.join("query.png");
+    query_curve(
+        &path,
+        "MNIST: scores vs. victim queries",
+        &query_points(),
+        Some(0.87),
+    )
+    .unwrap();
+    let (w, h) = assert_png(&path);
+    assert_eq!((w, h), (820, 540));
+    // NMI alone, no reference line, and a title too long for the canvas.
+    let nmi_only: Vec<QueryPoint> = query_points()
+        .into_iter()
+        .map(|p| QueryPoint {
+            ari: None,
+            acc: None,
+            ..p
+        })
+        .collect();
+    let path = dir.join("nmi-only.png");
+    let long =
+        "A very long title for a training curve that does not fit on one line of the figure at all";
+    query_curve(&path, long, &nmi_only, None).unwrap();
+    assert_eq!(assert_png(&path), (820, 540));
+    // A single point at zero calls, with an empty title, still draws.
+    let path = dir.join("one.png");
+    let point = QueryPoint {
+        batch_calls: 0,
+        nmi: 0.9,
+        ari: Some(0.8),
+        acc: None,
+    };
+    query_curve(&path, "", &[point], Some(0.9)).unwrap();
+    assert_png(&path);
+}
+
+#[test]
+fn query_errors_are_typed() {
+    let dir = temp_dir("query-errors");
+    let path = dir.join("never.png");
+    let title = "never drawn";
+    assert!(matches!(
+        query_curve(&path, title, &[], None).unwrap_err(),
+        FigureError::EmptyInput { what: "points" }
+    ));
+    let mut points = query_points();
+    points[3].nmi = f64::NAN;
+    assert!(matches!(
+        query_curve(&path, title, &points, None).unwrap_err(),
+        FigureError::NonFinite {
+            what: "nmi",
+            index: 3
+        }
+    ));
+    points[3].nmi = 0.5;
+    points[4].acc = Some(f64::INFINITY);
+    assert!(matches!(
+        query_curve(&path, title, &points, None).unwrap_err(),
+        FigureError::NonFinite {
+            what: "acc",
+            index: 4
+        }
+    ));
+    points[4].acc = None;
+    points[2].ari = Some(-1.5);
+    assert!(matches!(
+        query_curve(&path, title, &points, None).unwrap_err(),
+        FigureError::InvalidParameter { name: "ari", .. }
+    ));
+    points[2].ari = Some(-1.0);
+    points[0].nmi = 1.01;
+    assert!(matches!(
+        query_curve(&path, title, &points, None).unwrap_err(),
+        FigureError::InvalidParameter { name: "nmi", .. }
+    ));
+    points[0].nmi = 1.0;
+    for bad in [-0.1, 1.2, f64::NAN] {
+        assert!(matches!(
+            query_curve(&path, title, &points, Some(bad)).unwrap_err(),
+            FigureError::InvalidParameter {
+                name: "clean_nmi",
+                ..
+            }
+        ));
+    }
+    assert!(!path.exists());
+    // With the bad values gone, the same points draw.
+    query_curve(&path, title, &points, Some(1.0)).unwrap();
+    assert_png(&path);
 }
 
 #[test]
