@@ -47,7 +47,6 @@ fn main() -> Result<(), advclust::Error> {
         "training the attack on {TRAIN_IMAGES} images for {EPOCHS} epochs (L-inf eps 0.1, gradients through the victim)"
     );
     let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, &device)?;
-    let report = outcome.attack.report();
     let mut metadata = serde_json::Map::new();
     metadata.insert("dataset".into(), "mnist".into());
     metadata.insert(
@@ -58,16 +57,7 @@ fn main() -> Result<(), advclust::Error> {
     println!();
     print!(
         "{}",
-        pipeline::format_table(
-            &outcome.evaluation,
-            report.training_queries.batch_calls,
-            report.training_queries.images
-        )
-    );
-    println!(
-        "\nwall time {:.1} s; wrote {}",
-        started.elapsed().as_secs_f64(),
-        pipeline::list_paths(&written)
+        pipeline::attack_summary(&outcome, &written, started.elapsed().as_secs_f64())
     );
     Ok(())
 }

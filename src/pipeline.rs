@@ -380,13 +380,23 @@ pub fn create_dir(dir: &Path) -> Result<(), Error> {
     })
 }
 
-/// `paths` joined by ", " for a one-line summary.
-pub fn list_paths(paths: &[PathBuf]) -> String {
-    paths
+/// The text a finished attack run prints: the clean-vs-adversarial table of
+/// [`format_table`], the wall time and the files `written`.
+pub fn attack_summary(outcome: &AttackOutcome, written: &[PathBuf], wall_seconds: f64) -> String {
+    let report = outcome.attack.report();
+    let files = written
         .iter()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    format!(
+        "{}\nwall time {wall_seconds:.1} s; wrote {files}\n",
+        format_table(
+            &outcome.evaluation,
+            report.training_queries.batch_calls,
+            report.training_queries.images
+        )
+    )
 }
 
 /// A plain-text clean-vs-adversarial table of an evaluation.

@@ -393,7 +393,6 @@ fn attack(
         config.norm
     );
     let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, device)?;
-    let report = outcome.attack.report();
     let mut metadata = serde_json::Map::new();
     metadata.insert("command".into(), command.into());
     metadata.insert("dataset".into(), a.data.dataset.to_string().into());
@@ -405,16 +404,7 @@ fn attack(
     let written = pipeline::save_attack_run(&a.out, &outcome, &eval, metadata)?;
     print!(
         "{}",
-        pipeline::format_table(
-            &outcome.evaluation,
-            report.training_queries.batch_calls,
-            report.training_queries.images
-        )
-    );
-    println!(
-        "wall time {:.1} s; wrote {}",
-        started.elapsed().as_secs_f64(),
-        pipeline::list_paths(&written)
+        pipeline::attack_summary(&outcome, &written, started.elapsed().as_secs_f64())
     );
     Ok(())
 }

@@ -24,7 +24,7 @@ pub mod threat;
 pub use batch::{ImageBatch, ValueBox};
 pub use error::{CoreError, ErrorKind, Result};
 pub use ledger::{Budgeted, QueryBudget, QueryCounts, QueryLedger};
-pub use memberships::{ClusterId, Memberships, ROW_SUM_TOLERANCE};
+pub use memberships::{ClusterId, Memberships, ROW_SUM_TOLERANCE, argmax_rows};
 pub use model::{DifferentiableClusterModel, ModelOracle};
 pub use oracle::{ArgmaxLabels, ClusterOracle, LabelOracle};
 pub use params::ParamGuard;

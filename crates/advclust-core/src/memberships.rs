@@ -104,17 +104,7 @@ impl Memberships {
 
     /// Hard assignment of each sample: the argmax of its row (first maximum on ties).
     pub fn labels(&self) -> Vec<ClusterId> {
-        self.data
-            .chunks(self.k)
-            .map(|row| {
-                row.iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |best, (j, &v)| {
-                        if v > best.1 { (j, v) } else { best }
-                    })
-                    .0
-            })
-            .collect()
+        argmax_rows(&self.data, self.k)
     }
 
     /// Checks that these memberships have `k` clusters.
@@ -161,4 +151,27 @@ impl Memberships {
     pub fn to_tensor(&self, device: &Device) -> Tensor<2> {
         Tensor::from_data(TensorData::new(self.data.clone(), [self.n, self.k]), device)
     }
+}
+
+/// Argmax of each row of a row-major `n x k` matrix (first maximum on ties; an empty slice
+/// or `k = 0` gives no rows).
+///
+/// ```
+/// assert_eq!(advclust_core::argmax_rows(&[0.1, 0.9, 0.5, 0.5], 2), vec![1, 0]);
+/// ```
+pub fn argmax_rows(values: &[f32], k: usize) -> Vec<ClusterId> {
+    if k == 0 {
+        return Vec::new();
+    }
+    values
+        .chunks(k)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (j, &v)| {
+                    if v > best.1 { (j, v) } else { best }
+                })
+                .0
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@
 //! Both copies of a pair share their direction (common random numbers), which cancels the
 //! zeroth-order term of the difference exactly.
 
-use advclust_core::{ClusterId, ClusterOracle, ImageBatch};
+use advclust_core::{ClusterId, ClusterOracle, ImageBatch, argmax_rows};
 use rand::RngExt;
 use rand::rngs::StdRng;
 
@@ -75,21 +75,6 @@ impl GradientEstimate {
     pub fn clusters(&self) -> Vec<ClusterId> {
         argmax_rows(&self.memberships, self.k)
     }
-}
-
-/// Argmax of each row of a row-major `n x k` matrix (first maximum on ties).
-pub(crate) fn argmax_rows(values: &[f32], k: usize) -> Vec<ClusterId> {
-    values
-        .chunks(k)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (j, &v)| {
-                    if v > best.1 { (j, v) } else { best }
-                })
-                .0
-        })
-        .collect()
 }
 
 /// Estimates `dL_adv / dx_adv` at `x_adv` from `oracle` queries only.

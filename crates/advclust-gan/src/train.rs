@@ -6,7 +6,7 @@ use std::time::Instant;
 use advclust_core::{
     Budgeted, ClusterId, ClusterOracle, CoreError, DifferentiableClusterModel, ImageBatch,
     ModelOracle, NormKind, QueryBudget, QueryCounts, QueryLedger, ThreatModel, ValueBox,
-    per_sample_l2, tensor_to_vec,
+    argmax_rows, per_sample_l2, tensor_to_vec,
 };
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::relu;
@@ -21,7 +21,7 @@ use crate::config::{
     AdvDistance, AttackSettings, CheckedAttackConfig, GradientSource, NORM_EPS, Stopping,
 };
 use crate::error::{AttackError, Result};
-use crate::estimate::{AdvObjective, argmax_rows, estimate_adv_gradient};
+use crate::estimate::{AdvObjective, estimate_adv_gradient};
 use crate::nets::{Discriminator, Generator, check_image_shape};
 use crate::report::{AttackReport, ConvergenceInfo, EpochStats};
 

@@ -1,19 +1,21 @@
 //! Time of one attack training step (one discriminator and one generator Adam step, attack
-//! gradient backpropagated through a frozen victim) on a `[256, 1, 28, 28]` batch, on flex.
+//! gradient backpropagated through a frozen victim) on a `[256, 1, 28, 28]` batch, on the
+//! backend that `ADVCLUST_BACKEND` names (default: the best compiled in).
 //!
 //! The victim is a small CNN (conv 3x3 s2 1->16, ReLU, conv 3x3 s2 16->32, ReLU, linear ->
 //! 10, softmax; 16,330 parameters); `benches/torch_step.py` is the same step in PyTorch.
 //!
 //! ```text
-//! cargo bench -p advclust-gan --bench step            # criterion
-//! RAYON_NUM_THREADS=2 target/release/deps/step-* --bench
+//! cargo bench --bench attack_step                                   # flex
+//! ADVCLUST_BACKEND=tch-cpu cargo bench --no-default-features --features tch --bench attack_step
+//! python3 benches/torch_step.py --threads 2 --steps 20              # PyTorch, eager
 //! ```
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use advclust_core::{DifferentiableClusterModel, ImageBatch, ParamGuard, ValueBox};
-use advclust_gan::{AttackConfig, AttackGan, FrozenVictim, GradientSource};
+use advclust::core::{DifferentiableClusterModel, ImageBatch, ParamGuard, ValueBox};
+use advclust::gan::{AttackConfig, AttackGan, FrozenVictim, GradientSource};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
@@ -65,7 +67,8 @@ fn batch(n: usize) -> ImageBatch {
 }
 
 fn step(c: &mut Criterion) {
-    let device = Device::flex();
+    let name = std::env::var("ADVCLUST_BACKEND").unwrap_or_else(|_| "default".into());
+    let device = advclust::device(None).expect("ADVCLUST_BACKEND names a compiled-in backend");
     device.seed(0);
     let victim = SmallCnn::new(&device);
     let frozen = FrozenVictim::new(&victim, &device);
@@ -81,7 +84,7 @@ fn step(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(3))
         .measurement_time(Duration::from_secs(15));
-    group.bench_function("backprop_256x1x28x28_flex", |b| {
+    group.bench_function(format!("backprop_256x1x28x28_{name}"), |b| {
         b.iter(|| black_box(gan.step_backprop(&frozen, &x).unwrap()))
     });
     group.finish();
