@@ -304,15 +304,55 @@ pub fn sweep_epsilon(
             let adversarial = attack.perturb_with(images, &threat)?;
             let norms = NormSummary::from_norms(&ThreatModel::norms(images, &adversarial)?);
             let scored = evaluate_clean(oracle, &adversarial, labels)?;
-            Ok(SweepPoint {
-                epsilon: eps,
-                mean_l2: norms.mean_l2,
-                nmi: scored.scores.nmi,
-                ari: scored.scores.ari,
-                acc: scored.scores.acc,
-            })
+            Ok(sweep_point(eps, norms.mean_l2, &scored.scores))
         })
         .collect()
+}
+
+/// Trains a fresh attack at each radius (the configuration `config_for` returns for it) on
+/// `train`, and evaluates each on `eval` (paper Fig. 3 with one generator per radius). Radius
+/// 0 is the clean evaluation, with no training.
+pub fn sweep_retrained(
+    mut config_for: impl FnMut(f32) -> Result<CheckedAttackConfig, Error>,
+    victim: &CcModel,
+    train: &Dataset,
+    eval: &Dataset,
+    epsilons: &[f32],
+    device: &Device,
+) -> Result<Vec<SweepPoint>, Error> {
+    let mut clean: Option<ClusteringScores> = None;
+    let mut points = Vec::with_capacity(epsilons.len());
+    for &eps in epsilons {
+        if eps == 0.0 {
+            let scores = match clean {
+                Some(s) => s,
+                None => {
+                    let mut oracle = ModelOracle::new(victim, device);
+                    let images = eval.to_image_batch()?;
+                    evaluate_clean(&mut oracle, &images, eval.labels())?.scores
+                }
+            };
+            clean = Some(scores);
+            points.push(sweep_point(0.0, 0.0, &scores));
+            continue;
+        }
+        let config = config_for(eps)?;
+        let outcome = attack_victim(&config, victim, train, eval, device)?;
+        let e = &outcome.evaluation;
+        clean = Some(e.clean);
+        points.push(sweep_point(eps, e.norms.mean_l2, &e.adversarial));
+    }
+    Ok(points)
+}
+
+fn sweep_point(epsilon: f32, mean_l2: f32, s: &ClusteringScores) -> SweepPoint {
+    SweepPoint {
+        epsilon,
+        mean_l2,
+        nmi: s.nmi,
+        ari: s.ari,
+        acc: s.acc,
+    }
 }
 
 /// The confusion matrix of `clusters` against `labels`, for the figures.

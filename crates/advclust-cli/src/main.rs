@@ -137,22 +137,12 @@ impl From<Norm> for NormKind {
     }
 }
 
+/// How the attack is trained (shared by `attack` and `sweep --retrain`).
 #[derive(Args, Debug)]
-struct Attack {
-    #[command(flatten)]
-    data: DataArgs,
-    /// Victim: pretrained-cc-mnist or a directory written by train-victim (its model/ folder).
-    #[arg(long, default_value = "pretrained-cc-mnist")]
-    victim: VictimSpec,
+struct TrainingArgs {
     /// Train the generator on this many images (default: all); evaluation uses all.
     #[arg(long)]
     train_limit: Option<usize>,
-    /// Threat-model radius.
-    #[arg(long, default_value_t = 0.1)]
-    eps: f32,
-    /// Threat-model norm.
-    #[arg(long, value_enum, default_value_t = Norm::Linf)]
-    norm: Norm,
     /// Gradient source.
     #[arg(long, value_enum, default_value_t = Mode::Backprop)]
     mode: Mode,
@@ -193,7 +183,24 @@ struct Attack {
     /// Hard limit on training images sent to the victim.
     #[arg(long)]
     budget_images: Option<u64>,
-    /// Output directory: attack/ (generator), report.json, grid.png, confusion.png.
+}
+
+#[derive(Args, Debug)]
+struct Attack {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Victim: pretrained-cc-mnist or a directory written by train-victim (its model/ folder).
+    #[arg(long, default_value = "pretrained-cc-mnist")]
+    victim: VictimSpec,
+    /// Threat-model radius.
+    #[arg(long, default_value_t = 0.1)]
+    eps: f32,
+    /// Threat-model norm.
+    #[arg(long, value_enum, default_value_t = Norm::Linf)]
+    norm: Norm,
+    #[command(flatten)]
+    training: TrainingArgs,
+    /// Output directory: attack/ (generator), report.json, grid.png, confusion.png, queries.png.
     #[arg(long, default_value = "runs/attack")]
     out: PathBuf,
 }
@@ -220,20 +227,26 @@ struct Sweep {
     /// Victim: pretrained-cc-mnist or a saved model directory.
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
-    /// A saved attack directory (from `attack`).
+    /// A saved attack directory (from `attack`): its generator is bounded at each radius
+    /// (as the reference notebooks evaluate). Without it, give --retrain.
+    #[arg(long, required_unless_present = "retrain", conflicts_with = "retrain")]
+    attack: Option<PathBuf>,
+    /// Train a fresh attack at each radius with the training options below.
     #[arg(long)]
-    attack: PathBuf,
-    /// Evaluation radii.
+    retrain: bool,
+    /// Radii.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "0,0.001,0.003,0.005,0.007,0.01,0.015,0.02,0.025,0.03,0.04,0.05,0.1,0.15,0.2,0.25,0.3"
     )]
     eps: Vec<f32>,
-    /// Norm of the evaluation radii.
+    /// Norm of the radii.
     #[arg(long, value_enum, default_value_t = Norm::Linf)]
     norm: Norm,
-    /// Output directory: sweep.json, sweep.png.
+    #[command(flatten)]
+    training: TrainingArgs,
+    /// Output directory: sweep.json, sweep.png (and eps-<radius>/ runs with --retrain).
     #[arg(long, default_value = "runs/sweep")]
     out: PathBuf,
 }
@@ -329,44 +342,63 @@ fn train_victim(
     Ok(())
 }
 
-fn attack_config(a: &Attack) -> Result<advclust::gan::CheckedAttackConfig, Error> {
-    let gradient_source = match a.mode {
+fn attack_config(
+    t: &TrainingArgs,
+    norm: Norm,
+    eps: f32,
+    seed: u64,
+    out: Option<PathBuf>,
+) -> Result<advclust::gan::CheckedAttackConfig, Error> {
+    let gradient_source = match t.mode {
         Mode::Backprop => GradientSource::Backprop,
         Mode::Nes => GradientSource::Nes {
-            samples: a.samples,
-            sigma: a.sigma,
+            samples: t.samples,
+            sigma: t.sigma,
         },
         Mode::Spsa => GradientSource::Spsa {
-            samples: a.samples,
-            delta: a.sigma,
+            samples: t.samples,
+            delta: t.sigma,
         },
     };
-    let stopping = match a.converge {
+    let stopping = match t.converge {
         Some(tolerance) => Stopping::Convergence {
-            max_epochs: a.epochs,
+            max_epochs: t.epochs,
             min_epochs: 1,
             tolerance,
-            patience: a.patience,
+            patience: t.patience,
         },
-        None => Stopping::Epochs { epochs: a.epochs },
+        None => Stopping::Epochs { epochs: t.epochs },
     };
     Ok(AttackConfig::new()
-        .with_norm(a.norm.into())
-        .with_epsilon(a.eps)
-        .with_lambda_adv(a.lambda_adv)
-        .with_lambda_pert(a.lambda_pert)
+        .with_norm(norm.into())
+        .with_epsilon(eps)
+        .with_lambda_adv(t.lambda_adv)
+        .with_lambda_pert(t.lambda_pert)
         .with_gradient_source(gradient_source)
         .with_stopping(stopping)
-        .with_batch_size(a.batch_size)
-        .with_seed(a.data.seed)
-        .with_target(a.target)
-        .with_max_images_per_call((a.max_images_per_call > 0).then_some(a.max_images_per_call))
+        .with_batch_size(t.batch_size)
+        .with_seed(seed)
+        .with_target(t.target)
+        .with_max_images_per_call((t.max_images_per_call > 0).then_some(t.max_images_per_call))
         .with_budget(QueryBudget {
-            max_batch_calls: a.budget_calls,
-            max_images: a.budget_images,
+            max_batch_calls: t.budget_calls,
+            max_images: t.budget_images,
         })
-        .with_output_dir(Some(a.out.join("attack")))
+        .with_output_dir(out)
         .check()?)
+}
+
+/// The evaluation set and the (seeded) training subset of `data`.
+fn train_and_eval(
+    data: &DataArgs,
+    train_limit: Option<usize>,
+) -> Result<(advclust::data::Dataset, advclust::data::Dataset), Error> {
+    let eval = data.dataset.load(data.limit, data.seed)?;
+    let train = match train_limit {
+        Some(n) if n < eval.len() => eval.shuffled(data.seed).take(n),
+        _ => eval.clone(),
+    };
+    Ok((train, eval))
 }
 
 fn attack(
@@ -375,13 +407,15 @@ fn attack(
     command: String,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let config = attack_config(&a)?;
+    let config = attack_config(
+        &a.training,
+        a.norm,
+        a.eps,
+        a.data.seed,
+        Some(a.out.join("attack")),
+    )?;
     let victim = a.victim.load(device)?;
-    let eval = a.data.dataset.load(a.data.limit, a.data.seed)?;
-    let train = match a.train_limit {
-        Some(n) if n < eval.len() => eval.shuffled(a.data.seed).take(n),
-        _ => eval.clone(),
-    };
+    let (train, eval) = train_and_eval(&a.data, a.training.train_limit)?;
     eprintln!(
         "attacking {} on {} ({} training / {} evaluation images), {:?}, eps {} ({:?})",
         a.victim,
@@ -469,18 +503,33 @@ fn evaluate(
 
 fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> Result<(), Error> {
     let victim = a.victim.load(device)?;
-    let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
-    let attack = TrainedAttack::load(&a.attack, device)?;
-    let mut oracle = ModelOracle::new(&victim, device);
+    let (train, data) = train_and_eval(&a.data, a.training.train_limit)?;
     let images = data.to_image_batch()?;
-    let points = pipeline::sweep_epsilon(
-        &attack,
-        &mut oracle,
-        &images,
-        data.labels(),
-        a.norm.into(),
-        &a.eps,
-    )?;
+    let points = match &a.attack {
+        Some(dir) => {
+            let attack = TrainedAttack::load(dir, device)?;
+            let mut oracle = ModelOracle::new(&victim, device);
+            pipeline::sweep_epsilon(
+                &attack,
+                &mut oracle,
+                &images,
+                data.labels(),
+                a.norm.into(),
+                &a.eps,
+            )?
+        }
+        None => pipeline::sweep_retrained(
+            |eps| {
+                let out = a.out.join(format!("eps-{eps}"));
+                attack_config(&a.training, a.norm, eps, a.data.seed, Some(out))
+            },
+            &victim,
+            &train,
+            &data,
+            &a.eps,
+            device,
+        )?,
+    };
     println!("|     eps | mean L2 |    NMI |    ARI |    ACC |");
     for p in &points {
         println!(
@@ -497,7 +546,8 @@ fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> 
             "command": command,
             "dataset": a.data.dataset.to_string(),
             "victim": a.victim.to_string(),
-            "attack": a.attack.display().to_string(),
+            "attack": a.attack.as_ref().map(|p| p.display().to_string()),
+            "retrained": a.retrain,
             "points": points,
         }),
     )?;
