@@ -365,8 +365,12 @@ pub fn confusion(
     )?)?)
 }
 
-/// Writes `grid.png` (Fig. 1) and `confusion.png` (Fig. 2) for `outcome` into `dir`; returns
-/// the paths written.
+/// Images shown in the grid figure, evenly spaced over the evaluation set (so that a dataset
+/// stored class by class still shows every class).
+pub const GRID_SAMPLES: usize = 16;
+
+/// Writes `grid.png` (Fig. 1, [`GRID_SAMPLES`] images evenly spaced over the evaluation set)
+/// and `confusion.png` (Fig. 2) for `outcome` into `dir`; returns the paths written.
 pub fn write_attack_figures(
     dir: &Path,
     outcome: &AttackOutcome,
@@ -375,14 +379,23 @@ pub fn write_attack_figures(
 ) -> Result<Vec<PathBuf>, Error> {
     create_dir(dir)?;
     let e = &outcome.evaluation;
+    let n = outcome.clean.len();
+    let shown = n.min(GRID_SAMPLES);
+    let indices: Vec<usize> = (0..shown).map(|i| i * n / shown).collect();
+    let pick = |values: &[usize]| -> Vec<usize> {
+        indices
+            .iter()
+            .filter_map(|&i| values.get(i).copied())
+            .collect()
+    };
     let grid = dir.join("grid.png");
     figures::image_grid(
         &grid,
-        &outcome.clean,
-        &outcome.adversarial,
-        &e.clean_clusters,
-        &e.adversarial_clusters,
-        Some(labels),
+        &outcome.clean.select(&indices)?,
+        &outcome.adversarial.select(&indices)?,
+        &pick(&e.clean_clusters),
+        &pick(&e.adversarial_clusters),
+        Some(&pick(labels)),
         Some(class_names),
         8,
     )?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use advclust::Error;
 use advclust::core::ParamGuard;
 use advclust::core::{ModelOracle, NormKind, QueryBudget};
-use advclust::gan::{AttackConfig, GradientSource, Stopping, TrainedAttack};
+use advclust::gan::{AttackConfig, AttackError, GradientSource, Stopping, TrainedAttack};
 use advclust::models::{AugmentConfig, CcConfig, CcTrainConfig, ResNetConfig};
 use advclust::pipeline::{self, DatasetSpec, VictimSpec};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -35,7 +35,7 @@ enum Command {
     Attack(Attack),
     /// Score a victim on a dataset, clean or through a saved attack.
     Evaluate(Evaluate),
-    /// Evaluate a trained attack at several epsilons (paper Fig. 3).
+    /// Scores at several epsilons (paper Fig. 3): one trained attack re-bounded, or --retrain.
     Sweep(Sweep),
 }
 
@@ -254,11 +254,26 @@ struct Sweep {
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("error: {e}");
+        let message = e.to_string();
+        eprintln!("error: {message}");
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
-            eprintln!("  caused by: {s}");
+            let text = s.to_string();
+            if !message.contains(&text) {
+                eprintln!("  caused by: {text}");
+            }
             source = s.source();
+        }
+        if let Error::Attack(AttackError::Interrupted {
+            saved_to: Some(dir),
+            ..
+        }) = &e
+        {
+            eprintln!(
+                "the generator trained so far is saved in {} (evaluate it with `advclust evaluate --attack {}`)",
+                dir.display(),
+                dir.display()
+            );
         }
         std::process::exit(1);
     }
