@@ -377,9 +377,39 @@ pub fn write_attack_figures(
     labels: &[usize],
     class_names: &[String],
 ) -> Result<Vec<PathBuf>, Error> {
-    create_dir(dir)?;
     let e = &outcome.evaluation;
-    let n = outcome.clean.len();
+    write_comparison_figures(
+        dir,
+        (&outcome.clean, &outcome.adversarial),
+        (
+            &ScoredClusters {
+                scores: e.clean,
+                clusters: e.clean_clusters.clone(),
+            },
+            &ScoredClusters {
+                scores: e.adversarial,
+                clusters: e.adversarial_clusters.clone(),
+            },
+        ),
+        labels,
+        class_names,
+    )
+}
+
+/// Writes `grid.png` (clean vs adversarial images with their clusters, [`GRID_SAMPLES`]
+/// evenly spaced over the set) and `confusion.png` (the two confusion matrices) into `dir`
+/// for `images` = (clean, adversarial) and their `clusters` = (clean, adversarial); returns
+/// the paths written.
+pub fn write_comparison_figures(
+    dir: &Path,
+    images: (&ImageBatch, &ImageBatch),
+    clusters: (&ScoredClusters, &ScoredClusters),
+    labels: &[usize],
+    class_names: &[String],
+) -> Result<Vec<PathBuf>, Error> {
+    create_dir(dir)?;
+    let (clean, adv) = clusters;
+    let n = images.0.len();
     let shown = n.min(GRID_SAMPLES);
     let indices: Vec<usize> = (0..shown).map(|i| i * n / shown).collect();
     let pick = |values: &[usize]| -> Vec<usize> {
@@ -391,10 +421,10 @@ pub fn write_attack_figures(
     let grid = dir.join("grid.png");
     figures::image_grid(
         &grid,
-        &outcome.clean.select(&indices)?,
-        &outcome.adversarial.select(&indices)?,
-        &pick(&e.clean_clusters),
-        &pick(&e.adversarial_clusters),
+        &images.0.select(&indices)?,
+        &images.1.select(&indices)?,
+        &pick(&clean.clusters),
+        &pick(&adv.clusters),
         Some(&pick(labels)),
         Some(class_names),
         8,
@@ -402,10 +432,10 @@ pub fn write_attack_figures(
     let matrices = dir.join("confusion.png");
     figures::confusion_pair(
         &matrices,
-        &confusion(labels, &e.clean_clusters)?,
-        &confusion(labels, &e.adversarial_clusters)?,
-        &format!("clean (NMI {:.3})", e.clean.nmi),
-        &format!("adversarial (NMI {:.3})", e.adversarial.nmi),
+        &confusion(labels, &clean.clusters)?,
+        &confusion(labels, &adv.clusters)?,
+        &format!("clean (NMI {:.3})", clean.scores.nmi),
+        &format!("adversarial (NMI {:.3})", adv.scores.nmi),
     )?;
     Ok(vec![grid, matrices])
 }
@@ -433,15 +463,20 @@ pub fn create_dir(dir: &Path) -> Result<(), Error> {
     })
 }
 
+/// `paths` as one line, separated by ", ".
+pub fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The text a finished attack run prints: the clean-vs-adversarial table of
 /// [`format_table`], the wall time and the files `written`.
 pub fn attack_summary(outcome: &AttackOutcome, written: &[PathBuf], wall_seconds: f64) -> String {
     let report = outcome.attack.report();
-    let files = written
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let files = join_paths(written);
     format!(
         "{}\nwall time {wall_seconds:.1} s; wrote {files}\n",
         format_table(

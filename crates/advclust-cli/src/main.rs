@@ -479,39 +479,42 @@ fn evaluate(
         "clean:       NMI {:.4} ARI {:.4} ACC {:.4}",
         clean.scores.nmi, clean.scores.ari, clean.scores.acc
     );
-    let matrix = pipeline::confusion(data.labels(), &clean.clusters)?;
-    let figure = a.out.join("confusion.png");
-    pipeline::create_dir(&a.out)?;
-    if let Some(dir) = &a.attack {
-        let attack = TrainedAttack::load(dir, device)?;
-        let adversarial = attack.perturb(&images)?;
-        let adv = pipeline::evaluate_clean(&mut oracle, &adversarial, data.labels())?;
-        println!(
-            "adversarial: NMI {:.4} ARI {:.4} ACC {:.4}",
-            adv.scores.nmi, adv.scores.ari, adv.scores.acc
-        );
-        json["adversarial"] =
-            serde_json::to_value(adv.scores).map_err(|e| Error::Json(e.to_string()))?;
-        json["attack"] = serde_json::Value::String(dir.display().to_string());
-        advclust::plot::figures::confusion_pair(
-            &figure,
-            &matrix,
-            &pipeline::confusion(data.labels(), &adv.clusters)?,
-            &format!("clean (NMI {:.3})", clean.scores.nmi),
-            &format!("adversarial (NMI {:.3})", adv.scores.nmi),
-        )?;
-    } else {
-        advclust::plot::figures::confusion_matrix(
-            &figure,
-            &matrix,
-            &format!("clean (NMI {:.3})", clean.scores.nmi),
-        )?;
-    }
+    let figures = match &a.attack {
+        Some(dir) => {
+            let attack = TrainedAttack::load(dir, device)?;
+            let adversarial = attack.perturb(&images)?;
+            let adv = pipeline::evaluate_clean(&mut oracle, &adversarial, data.labels())?;
+            println!(
+                "adversarial: NMI {:.4} ARI {:.4} ACC {:.4}",
+                adv.scores.nmi, adv.scores.ari, adv.scores.acc
+            );
+            json["adversarial"] =
+                serde_json::to_value(adv.scores).map_err(|e| Error::Json(e.to_string()))?;
+            json["attack"] = serde_json::Value::String(dir.display().to_string());
+            pipeline::write_comparison_figures(
+                &a.out,
+                (&images, &adversarial),
+                (&clean, &adv),
+                data.labels(),
+                data.class_names(),
+            )?
+        }
+        None => {
+            pipeline::create_dir(&a.out)?;
+            let figure = a.out.join("confusion.png");
+            advclust::plot::figures::confusion_matrix(
+                &figure,
+                &pipeline::confusion(data.labels(), &clean.clusters)?,
+                &format!("clean (NMI {:.3})", clean.scores.nmi),
+            )?;
+            vec![figure]
+        }
+    };
     pipeline::write_json(&a.out.join("report.json"), &json)?;
     println!(
-        "report {}; figure {}",
+        "report {}; figures {}",
         a.out.join("report.json").display(),
-        figure.display()
+        pipeline::join_paths(&figures)
     );
     Ok(())
 }
