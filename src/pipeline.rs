@@ -10,9 +10,7 @@ use advclust_core::{
     ThreatModel,
 };
 use advclust_data::Dataset;
-use advclust_gan::{
-    AttackReport, AttackTrainer, CheckedAttackConfig, Evaluation, GradientSource, TrainedAttack,
-};
+use advclust_gan::{AttackReport, AttackTrainer, CheckedAttackConfig, Evaluation, TrainedAttack};
 use advclust_metrics::{ClusteringScores, ConfusionMatrix, ContingencyTable, clustering_scores};
 use advclust_models::CcModel;
 use advclust_plot::figures::{self, QueryPoint, SweepPoint};
@@ -185,8 +183,8 @@ pub fn attack_victim(
         .fit_model(victim, &train_images)?;
     let mut oracle = ModelOracle::new(victim, device);
     let clean = eval.to_image_batch()?;
-    let evaluation = attack.evaluate(&mut oracle, &clean, eval.labels())?;
     let adversarial = attack.perturb(&clean)?;
+    let evaluation = attack.evaluate_perturbed(&mut oracle, &clean, &adversarial, eval.labels())?;
     Ok(AttackOutcome {
         attack,
         evaluation,
@@ -205,9 +203,11 @@ pub fn save_attack_run(
     eval: &Dataset,
     metadata: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<PathBuf>, Error> {
+    // Saved again even when training already saved it there (`output_dir`): the report now
+    // holds the evaluation too.
     outcome.attack.save(dir.join("attack"))?;
     let report = outcome.attack.report();
-    let mut json = serde_json::to_value(report).map_err(|e| Error::Json(e.to_string()))?;
+    let mut json = to_json(report)?;
     if let Some(fields) = json.as_object_mut() {
         fields.extend(metadata);
     }
@@ -216,7 +216,8 @@ pub fn save_attack_run(
     let mut written = vec![report_path];
     written.extend(write_attack_figures(
         dir,
-        outcome,
+        (&outcome.clean, &outcome.adversarial),
+        &outcome.evaluation,
         eval.labels(),
         eval.class_names(),
     )?);
@@ -225,7 +226,7 @@ pub fn save_attack_run(
         let path = dir.join("queries.png");
         let title = format!(
             "{}: training-set scores vs. victim calls",
-            gradient_source_name(report.gradient_source)
+            report.gradient_source.name()
         );
         figures::query_curve(&path, &title, &points, Some(outcome.evaluation.clean.nmi))?;
         written.push(path);
@@ -248,14 +249,6 @@ pub fn query_points(report: &AttackReport) -> Vec<QueryPoint> {
             })
         })
         .collect()
-}
-
-fn gradient_source_name(source: GradientSource) -> &'static str {
-    match source {
-        GradientSource::Backprop => "backprop",
-        GradientSource::Nes { .. } => "NES",
-        GradientSource::Spsa { .. } => "SPSA",
-    }
 }
 
 /// Cluster ids of every image, queried in chunks of `batch` images.
@@ -369,47 +362,20 @@ pub fn confusion(
 /// stored class by class still shows every class).
 pub const GRID_SAMPLES: usize = 16;
 
-/// Writes `grid.png` (Fig. 1, [`GRID_SAMPLES`] images evenly spaced over the evaluation set)
-/// and `confusion.png` (Fig. 2) for `outcome` into `dir`; returns the paths written.
+/// Writes `grid.png` (Fig. 1: clean vs adversarial images with their clusters,
+/// [`GRID_SAMPLES`] of them evenly spaced over the set) and `confusion.png` (Fig. 2: the clean
+/// and adversarial confusion matrices) into `dir` for the images `clean` and `adversarial` and
+/// their `evaluation`; returns the paths written.
 pub fn write_attack_figures(
     dir: &Path,
-    outcome: &AttackOutcome,
-    labels: &[usize],
-    class_names: &[String],
-) -> Result<Vec<PathBuf>, Error> {
-    let e = &outcome.evaluation;
-    write_comparison_figures(
-        dir,
-        (&outcome.clean, &outcome.adversarial),
-        (
-            &ScoredClusters {
-                scores: e.clean,
-                clusters: e.clean_clusters.clone(),
-            },
-            &ScoredClusters {
-                scores: e.adversarial,
-                clusters: e.adversarial_clusters.clone(),
-            },
-        ),
-        labels,
-        class_names,
-    )
-}
-
-/// Writes `grid.png` (clean vs adversarial images with their clusters, [`GRID_SAMPLES`]
-/// evenly spaced over the set) and `confusion.png` (the two confusion matrices) into `dir`
-/// for `images` = (clean, adversarial) and their `clusters` = (clean, adversarial); returns
-/// the paths written.
-pub fn write_comparison_figures(
-    dir: &Path,
-    images: (&ImageBatch, &ImageBatch),
-    clusters: (&ScoredClusters, &ScoredClusters),
+    (clean, adversarial): (&ImageBatch, &ImageBatch),
+    evaluation: &Evaluation,
     labels: &[usize],
     class_names: &[String],
 ) -> Result<Vec<PathBuf>, Error> {
     create_dir(dir)?;
-    let (clean, adv) = clusters;
-    let n = images.0.len();
+    let e = evaluation;
+    let n = clean.len();
     let shown = n.min(GRID_SAMPLES);
     let indices: Vec<usize> = (0..shown).map(|i| i * n / shown).collect();
     let pick = |values: &[usize]| -> Vec<usize> {
@@ -421,10 +387,10 @@ pub fn write_comparison_figures(
     let grid = dir.join("grid.png");
     figures::image_grid(
         &grid,
-        &images.0.select(&indices)?,
-        &images.1.select(&indices)?,
-        &pick(&clean.clusters),
-        &pick(&adv.clusters),
+        &clean.select(&indices)?,
+        &adversarial.select(&indices)?,
+        &pick(&e.clean_clusters),
+        &pick(&e.adversarial_clusters),
         Some(&pick(labels)),
         Some(class_names),
         8,
@@ -432,12 +398,17 @@ pub fn write_comparison_figures(
     let matrices = dir.join("confusion.png");
     figures::confusion_pair(
         &matrices,
-        &confusion(labels, &clean.clusters)?,
-        &confusion(labels, &adv.clusters)?,
-        &format!("clean (NMI {:.3})", clean.scores.nmi),
-        &format!("adversarial (NMI {:.3})", adv.scores.nmi),
+        &confusion(labels, &e.clean_clusters)?,
+        &confusion(labels, &e.adversarial_clusters)?,
+        &format!("clean (NMI {:.3})", e.clean.nmi),
+        &format!("adversarial (NMI {:.3})", e.adversarial.nmi),
     )?;
     Ok(vec![grid, matrices])
+}
+
+/// `value` as a JSON value (for adding fields before [`write_json`]).
+pub fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(value).map_err(|e| Error::Json(e.to_string()))
 }
 
 /// Writes `value` as pretty JSON to `path` (creating the parent directory).

@@ -340,7 +340,7 @@ fn train_victim(
     };
     let model_dir = a.out.join("model");
     model.save(&model_dir)?;
-    let mut json = serde_json::to_value(&report).map_err(|e| Error::Json(e.to_string()))?;
+    let mut json = pipeline::to_json(&report)?;
     json["command"] = serde_json::Value::String(command);
     pipeline::write_json(&a.out.join("report.json"), &json)?;
     if let Some(s) = report.final_scores {
@@ -467,39 +467,43 @@ fn evaluate(
     let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
     let mut oracle = ModelOracle::new(&victim, device);
     let images = data.to_image_batch()?;
-    let clean = pipeline::evaluate_clean(&mut oracle, &images, data.labels())?;
     let mut json = serde_json::json!({
         "command": command,
         "dataset": a.data.dataset.to_string(),
         "victim": a.victim.to_string(),
         "images": data.len(),
-        "clean": clean.scores,
     });
-    println!(
-        "clean:       NMI {:.4} ARI {:.4} ACC {:.4}",
-        clean.scores.nmi, clean.scores.ari, clean.scores.acc
-    );
+    let row = |name: &str, s: &advclust::metrics::ClusteringScores| {
+        println!(
+            "{name:<12} NMI {:.4} ARI {:.4} ACC {:.4}",
+            s.nmi, s.ari, s.acc
+        )
+    };
     let figures = match &a.attack {
         Some(dir) => {
-            let attack = TrainedAttack::load(dir, device)?;
+            let mut attack = TrainedAttack::load(dir, device)?;
             let adversarial = attack.perturb(&images)?;
-            let adv = pipeline::evaluate_clean(&mut oracle, &adversarial, data.labels())?;
-            println!(
-                "adversarial: NMI {:.4} ARI {:.4} ACC {:.4}",
-                adv.scores.nmi, adv.scores.ari, adv.scores.acc
-            );
-            json["adversarial"] =
-                serde_json::to_value(adv.scores).map_err(|e| Error::Json(e.to_string()))?;
+            let e = attack.evaluate_perturbed(&mut oracle, &images, &adversarial, data.labels())?;
+            row("clean:", &e.clean);
+            row("adversarial:", &e.adversarial);
+            json["clean"] = pipeline::to_json(&e.clean)?;
+            json["adversarial"] = pipeline::to_json(&e.adversarial)?;
+            json["changed_fraction"] = serde_json::json!(e.changed_fraction);
+            json["delta_norms"] = pipeline::to_json(&e.norms)?;
+            json["queries"] = pipeline::to_json(&e.queries)?;
             json["attack"] = serde_json::Value::String(dir.display().to_string());
-            pipeline::write_comparison_figures(
+            pipeline::write_attack_figures(
                 &a.out,
                 (&images, &adversarial),
-                (&clean, &adv),
+                &e,
                 data.labels(),
                 data.class_names(),
             )?
         }
         None => {
+            let clean = pipeline::evaluate_clean(&mut oracle, &images, data.labels())?;
+            row("clean:", &clean.scores);
+            json["clean"] = pipeline::to_json(&clean.scores)?;
             pipeline::create_dir(&a.out)?;
             let figure = a.out.join("confusion.png");
             advclust::plot::figures::confusion_matrix(

@@ -186,6 +186,19 @@ impl TrainedAttack {
         images: &ImageBatch,
         labels: &[T],
     ) -> Result<Evaluation> {
+        let adversarial = self.perturb(images)?;
+        self.evaluate_perturbed(oracle, images, &adversarial, labels)
+    }
+
+    /// [`Self::evaluate`] for `adversarial` = [`Self::perturb`]`(images)` computed already (so
+    /// a caller that also keeps the adversarial images runs the generator once).
+    pub fn evaluate_perturbed<T: Label>(
+        &mut self,
+        oracle: &mut dyn ClusterOracle,
+        images: &ImageBatch,
+        adversarial: &ImageBatch,
+        labels: &[T],
+    ) -> Result<Evaluation> {
         let started = Instant::now();
         if labels.len() != images.len() {
             return Err(CoreError::SampleCountMismatch {
@@ -194,7 +207,7 @@ impl TrainedAttack {
             }
             .into());
         }
-        let adversarial = self.perturb(images)?;
+        images.expect_same_layout(adversarial)?;
         let mut budgeted = Budgeted::new(oracle, QueryBudget::UNLIMITED);
         let bs = self.config.batch_size;
         let chunks = images.len().div_ceil(bs) as u64;
@@ -211,7 +224,7 @@ impl TrainedAttack {
             Ok(Memberships::concat(&parts)?.labels())
         };
         let clean_clusters = query_all(images)?;
-        let adversarial_clusters = query_all(&adversarial)?;
+        let adversarial_clusters = query_all(adversarial)?;
         bar.finish_and_clear();
         let queries = budgeted.counts();
         let clean = clustering_scores(labels, &clean_clusters)?;
@@ -222,7 +235,7 @@ impl TrainedAttack {
             .filter(|(a, b)| a != b)
             .count() as f64
             / images.len() as f64;
-        let norms = NormSummary::from_norms(&ThreatModel::norms(images, &adversarial)?);
+        let norms = NormSummary::from_norms(&ThreatModel::norms(images, adversarial)?);
         let r = &mut self.report;
         r.clean_scores = Some(clean);
         r.adversarial_scores = Some(adv_scores);

@@ -56,19 +56,18 @@ pub enum GradientSource {
 }
 
 impl GradientSource {
+    /// Short display name: `backprop`, `NES` or `SPSA`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GradientSource::Backprop => "backprop",
+            GradientSource::Nes { .. } => "NES",
+            GradientSource::Spsa { .. } => "SPSA",
+        }
+    }
+
     /// True for the query-only estimators ([`GradientSource::Nes`], [`GradientSource::Spsa`]).
     pub fn is_query_only(&self) -> bool {
         !matches!(self, GradientSource::Backprop)
-    }
-
-    /// Oracle images per training image and step of a query-only estimator (0 for backprop).
-    pub fn images_per_sample(&self) -> usize {
-        match *self {
-            GradientSource::Backprop => 0,
-            GradientSource::Nes { samples, .. } | GradientSource::Spsa { samples, .. } => {
-                2 * samples
-            }
-        }
     }
 }
 

@@ -29,7 +29,7 @@ pub enum AdvObjective<'a> {
 impl AdvObjective<'_> {
     /// The per-sample term `f_i` of `L_adv` (to be maximised) for adversarial memberships `m`
     /// of sample `i` in a batch of `n`.
-    pub fn per_sample(&self, distance: AdvDistance, i: usize, m: &[f32], n: usize) -> f64 {
+    pub(crate) fn per_sample(&self, distance: AdvDistance, i: usize, m: &[f32], n: usize) -> f64 {
         let k = m.len();
         match *self {
             AdvObjective::Away(clean) => {

@@ -158,6 +158,32 @@ fn check_output(t: &Tensor<2>, n: usize, k: usize) -> Result<()> {
     Ok(())
 }
 
+/// A victim needs at least one cluster, and a target must be one of them.
+fn check_clusters(k: usize, target: Option<ClusterId>) -> Result<()> {
+    if k == 0 {
+        return Err(CoreError::EmptyDimension("number of clusters").into());
+    }
+    match target {
+        Some(t) if t >= k => Err(AttackError::TargetOutOfRange { target: t, k }),
+        _ => Ok(()),
+    }
+}
+
+/// The argmax clusters of victim output `out` (`n x k`), read back to the host; non-finite
+/// values are an error.
+fn host_clusters(
+    out: &Tensor<2>,
+    k: usize,
+    ctx: StepCtx,
+    what: &'static str,
+) -> Result<Vec<ClusterId>> {
+    let host = tensor_to_vec(out.clone().detach().into_data())?;
+    if host.iter().any(|v| !v.is_finite()) {
+        return Err(ctx.non_finite(what));
+    }
+    Ok(argmax_rows(&host, k))
+}
+
 fn one_hot(n: usize, k: usize, t: usize, device: &Device) -> Tensor<2> {
     let mut v = vec![0.0f32; n * k];
     for row in v.chunks_mut(k) {
@@ -191,11 +217,8 @@ impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
                 self.ledger.charge(n)?;
                 let clean = model.attack_output(x.clone()).detach();
                 check_output(&clean, n, k)?;
-                let host = tensor_to_vec(clean.clone().into_data())?;
-                if host.iter().any(|v| !v.is_finite()) {
-                    return Err(ctx.non_finite("clean victim output"));
-                }
-                (clean, Some(argmax_rows(&host, k)))
+                let clusters = host_clusters(&clean, k, ctx, "clean victim output")?;
+                (clean, Some(clusters))
             }
             Some(t) => (one_hot(n, k, t, &device), None),
         };
@@ -205,10 +228,7 @@ impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
             Some(_) => model.memberships(x_adv.clone()),
         };
         check_output(&out, n, k)?;
-        let host = tensor_to_vec(out.clone().detach().into_data())?;
-        if host.iter().any(|v| !v.is_finite()) {
-            return Err(ctx.non_finite("adversarial victim output"));
-        }
+        let adv_clusters = host_clusters(&out, k, ctx, "adversarial victim output")?;
         let dist = distance_tensor(out, reference, self.distance);
         let term = match self.target {
             None => dist,
@@ -218,7 +238,7 @@ impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
         Ok(AdvTerm {
             term,
             l_adv,
-            adv_clusters: argmax_rows(&host, k),
+            adv_clusters,
             clean_clusters,
         })
     }
@@ -253,12 +273,9 @@ impl QueryProvider<'_> {
         let k = self.k;
         for part in missing.chunks(chunk) {
             let batch = self.train.select(part)?;
+            // Budgeted checks the answer has one row of k per image.
             let m = self.oracle.memberships(&batch)?;
-            for (row, &i) in part.iter().enumerate() {
-                let values = m.row(row).ok_or(CoreError::SampleCountMismatch {
-                    expected: part.len(),
-                    actual: m.n(),
-                })?;
+            for (values, &i) in m.data().chunks(k).zip(part) {
                 self.clean[i * k..(i + 1) * k].copy_from_slice(values);
                 self.known[i] = true;
             }
@@ -331,7 +348,7 @@ impl AdvProvider for QueryProvider<'_> {
 }
 
 /// Losses and perturbation statistics of one training step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepStats {
     /// Discriminator loss.
     pub d_loss: f64,
@@ -474,6 +491,7 @@ impl AttackGan {
         batch: &ImageBatch,
     ) -> Result<StepStats> {
         batch.expect_image_shape(victim.model().input_shape())?;
+        check_clusters(victim.model().num_clusters(), self.settings.target)?;
         let mut provider = BackpropProvider {
             victim,
             ledger: QueryLedger::new(QueryBudget::UNLIMITED),
@@ -560,22 +578,9 @@ impl AttackGan {
         self.generator = Some(self.opt_g.step(lr_g, g, grads));
 
         // Perturbation norms and successes.
-        let d_img = batch.image_len();
-        let (mut sum_l2, mut max_linf) = (0.0f64, 0.0f64);
-        for (xa, xc) in x_adv_host
-            .data()
-            .chunks(d_img)
-            .zip(batch.data().chunks(d_img))
-        {
-            let (mut sq, mut linf) = (0.0f64, 0.0f64);
-            for (a, b) in xa.iter().zip(xc) {
-                let dv = (a - b) as f64;
-                sq += dv * dv;
-                linf = linf.max(dv.abs());
-            }
-            sum_l2 += sq.sqrt();
-            max_linf = max_linf.max(linf);
-        }
+        let norms = ThreatModel::norms(batch, &x_adv_host)?;
+        let sum_l2: f64 = norms.iter().map(|p| f64::from(p.l2)).sum();
+        let max_linf = norms.iter().map(|p| f64::from(p.linf)).fold(0.0, f64::max);
         let successes = match (&adv.clean_clusters, s.target) {
             (_, Some(t)) => adv.adv_clusters.iter().filter(|&&c| c == t).count(),
             (Some(clean), None) => adv
@@ -611,35 +616,27 @@ pub struct AttackTrainer<'a> {
     labels: Option<&'a [usize]>,
 }
 
-/// Running sums of an epoch.
+/// Running sums of an epoch: the steps' stats added up (`max_linf` is the maximum).
 #[derive(Default)]
 struct EpochAcc {
     steps: usize,
-    images: usize,
-    d_loss: f64,
-    g_loss: f64,
-    gan_loss: f64,
-    l_adv: f64,
-    l_pert: f64,
-    l_constraint: f64,
-    sum_l2: f64,
-    max_linf: f64,
-    successes: usize,
+    sum: StepStats,
 }
 
 impl EpochAcc {
     fn add(&mut self, s: &StepStats) {
         self.steps += 1;
-        self.images += s.images;
-        self.d_loss += s.d_loss;
-        self.g_loss += s.g_loss;
-        self.gan_loss += s.gan_loss;
-        self.l_adv += s.l_adv;
-        self.l_pert += s.l_pert;
-        self.l_constraint += s.l_constraint;
-        self.sum_l2 += s.sum_l2;
-        self.max_linf = self.max_linf.max(s.max_linf);
-        self.successes += s.successes;
+        let t = &mut self.sum;
+        t.images += s.images;
+        t.d_loss += s.d_loss;
+        t.g_loss += s.g_loss;
+        t.gan_loss += s.gan_loss;
+        t.l_adv += s.l_adv;
+        t.l_pert += s.l_pert;
+        t.l_constraint += s.l_constraint;
+        t.sum_l2 += s.sum_l2;
+        t.max_linf = t.max_linf.max(s.max_linf);
+        t.successes += s.successes;
     }
 }
 
@@ -753,14 +750,7 @@ impl<'a> AttackTrainer<'a> {
         let shape = train.image_shape();
         check_image_shape(shape)?;
         let k = provider.num_clusters();
-        if k == 0 {
-            return Err(CoreError::EmptyDimension("number of clusters").into());
-        }
-        if let Some(t) = cfg.target
-            && t >= k
-        {
-            return Err(AttackError::TargetOutOfRange { target: t, k });
-        }
+        check_clusters(k, cfg.target)?;
         if let Some(labels) = self.labels
             && labels.len() != train.len()
         {
@@ -875,6 +865,7 @@ impl<'a> AttackTrainer<'a> {
                 bar.inc(1);
             }
             let steps = acc.steps.max(1) as f64;
+            let sums = &acc.sum;
             let (lr_g, lr_d) = gan.learning_rates();
             let scores = match self.labels {
                 Some(labels) => Some(advclust_metrics::clustering_scores(labels, &adv_clusters)?),
@@ -884,15 +875,15 @@ impl<'a> AttackTrainer<'a> {
                 epoch,
                 lr_generator: lr_g,
                 lr_discriminator: lr_d,
-                d_loss: acc.d_loss / steps,
-                g_loss: acc.g_loss / steps,
-                gan_loss: acc.gan_loss / steps,
-                l_adv: acc.l_adv / steps,
-                l_pert: acc.l_pert / steps,
-                l_constraint: acc.l_constraint / steps,
-                mean_l2: acc.sum_l2 / acc.images.max(1) as f64,
-                max_linf: acc.max_linf,
-                success_rate: acc.successes as f64 / acc.images.max(1) as f64,
+                d_loss: sums.d_loss / steps,
+                g_loss: sums.g_loss / steps,
+                gan_loss: sums.gan_loss / steps,
+                l_adv: sums.l_adv / steps,
+                l_pert: sums.l_pert / steps,
+                l_constraint: sums.l_constraint / steps,
+                mean_l2: sums.sum_l2 / sums.images.max(1) as f64,
+                max_linf: sums.max_linf,
+                success_rate: sums.successes as f64 / sums.images.max(1) as f64,
                 scores,
                 queries: provider.counts(),
                 steps: report.steps,

@@ -506,3 +506,49 @@ fn config_validation_and_serde() {
     assert_eq!(partial.optimizer.epsilon, 1e-8);
     assert!(serde_json::from_str::<CheckedAttackConfig>(r#"{"batch_size": 0}"#).is_err());
 }
+
+#[test]
+fn single_steps_refuse_a_target_the_victim_does_not_have() {
+    let dev = device();
+    let victim = HalfVictim::new(10.0, &dev);
+    let frozen = advclust_gan::FrozenVictim::new(&victim, &dev);
+    let (x, _) = halves(4, 1, SIDE);
+    let config = base().with_target(Some(2)).check().unwrap();
+    let mut gan =
+        advclust_gan::AttackGan::new(&config, [1, SIDE, SIDE], x.value_box(), &dev).unwrap();
+    let err = gan.step_backprop(&frozen, &x).unwrap_err();
+    assert!(
+        matches!(err, AttackError::TargetOutOfRange { target: 2, k: 2 }),
+        "{err}"
+    );
+    let config = base().with_target(Some(1)).check().unwrap();
+    let mut gan =
+        advclust_gan::AttackGan::new(&config, [1, SIDE, SIDE], x.value_box(), &dev).unwrap();
+    assert!(gan.step_backprop(&frozen, &x).is_ok());
+}
+
+#[test]
+fn evaluation_of_given_adversarial_images_checks_their_layout() {
+    let dev = device();
+    let victim = HalfVictim::new(10.0, &dev);
+    let (x, labels) = halves(8, 1, SIDE);
+    let mut attack = train_backprop(&base().check().unwrap(), &victim, &x, &dev).unwrap();
+    let mut oracle = ModelOracle::new(&victim, &dev);
+    let adversarial = attack.perturb(&x).unwrap();
+    let full = attack.evaluate(&mut oracle, &x, &labels).unwrap();
+    let given = attack
+        .evaluate_perturbed(&mut oracle, &x, &adversarial, &labels)
+        .unwrap();
+    assert_eq!(full, given);
+    let short = x.select(&[0, 1]).unwrap();
+    let err = attack
+        .evaluate_perturbed(&mut oracle, &x, &short, &labels)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AttackError::Core(CoreError::SampleCountMismatch { .. })
+        ),
+        "{err}"
+    );
+}

@@ -72,8 +72,20 @@ fn nes_and_spsa_estimates_point_along_the_true_gradient() {
         assert_eq!(oracle.counts().images, 2 * 2 * 1000);
         assert_eq!(oracle.counts().batch_calls, 4);
         assert_eq!(est.calls, 4);
-        // The loss estimate is close to the exact L_adv at x.
-        assert!(est.l_adv() > 0.0);
+        // The loss estimate is close to the exact L_adv = sum_i 0.5 ||C(x_i) - M_i||^2 at x.
+        let out = advclust_core::tensor_to_vec(victim.memberships(x.to_tensor(&dev)).into_data())
+            .unwrap();
+        let exact: f64 = out
+            .iter()
+            .zip(&clean)
+            .map(|(a, b)| 0.5 * f64::from(a - b).powi(2))
+            .sum();
+        let rel = (est.l_adv() - exact).abs() / exact;
+        assert!(
+            rel < 0.05,
+            "{source:?}: estimate {} vs exact {exact}",
+            est.l_adv()
+        );
     }
 }
 
@@ -88,51 +100,56 @@ fn estimator_rejects_backprop_and_bad_targets() {
         samples: 1,
         sigma: 0.01,
     };
-    assert!(
+    let mut estimate = |objective, source| {
         estimate_adv_gradient(
             &mut oracle,
             &x,
-            AdvObjective::Toward(0),
+            objective,
             AdvDistance::L2Mean,
-            GradientSource::Backprop,
+            source,
             None,
-            &mut rng
+            &mut rng,
         )
-        .is_err()
-    );
-    assert!(
-        estimate_adv_gradient(
-            &mut oracle,
-            &x,
-            AdvObjective::Toward(2),
-            AdvDistance::L2Mean,
-            nes,
-            None,
-            &mut rng
-        )
-        .is_err()
-    );
-    assert!(
-        estimate_adv_gradient(
-            &mut oracle,
-            &x,
-            AdvObjective::Away(&[1.0]),
-            AdvDistance::L2Mean,
-            nes,
-            None,
-            &mut rng
-        )
-        .is_err()
-    );
-    let ok = estimate_adv_gradient(
+    };
+    assert!(estimate(AdvObjective::Toward(0), GradientSource::Backprop).is_err());
+    assert!(estimate(AdvObjective::Toward(2), nes).is_err());
+    assert!(estimate(AdvObjective::Away(&[1.0]), nes).is_err());
+    assert!(estimate(AdvObjective::Toward(1), nes).is_ok());
+}
+
+#[test]
+fn targeted_estimate_points_toward_the_target() {
+    let dev = device();
+    let victim = HalfVictim::new(3.0, &dev);
+    let (x, _) = halves(2, 1, SIDE);
+    // Maximising minus the distance to the one-hot target is descending that distance.
+    let target = 1;
+    let one_hot = [0.0f32, 1.0, 0.0, 1.0];
+    let toward: Vec<f32> = true_gradient(&victim, &x, &one_hot)
+        .into_iter()
+        .map(|g| -g)
+        .collect();
+    let mut oracle = ModelOracle::new(&victim, &dev);
+    let mut rng = StdRng::seed_from_u64(2);
+    let est = estimate_adv_gradient(
         &mut oracle,
         &x,
-        AdvObjective::Toward(1),
-        AdvDistance::L2Mean,
-        nes,
-        None,
+        AdvObjective::Toward(target),
+        AdvDistance::HalfSquaredSum,
+        GradientSource::Nes {
+            samples: 1000,
+            sigma: 0.01,
+        },
+        Some(1000),
         &mut rng,
     )
     .unwrap();
-    assert!(ok.losses[0] <= 0.0, "targeted L_adv is minus a distance");
+    let d = SIDE * SIDE;
+    for i in 0..2 {
+        let c = cosine(
+            &est.gradient[i * d..(i + 1) * d],
+            &toward[i * d..(i + 1) * d],
+        );
+        assert!(c > 0.5, "image {i}: cosine {c}");
+    }
 }
