@@ -161,24 +161,38 @@ impl AugmentConfig {
 
 /// Augments every image of the NCHW batch `images` (`dims = [N, C, H, W]`, values in `[0, 1]`)
 /// once, drawing all random choices from `rng`; the result has the same layout, in `[0, 1]`.
+///
+/// # Errors
+///
+/// [`ModelError::InvalidConfig`] for an invalid `config`; a [`CoreError`] when a dimension
+/// is zero or the buffer does not hold `N * C * H * W` values.
+///
+/// [`CoreError`]: advclust_core::CoreError
 pub fn augment_batch(
     images: &[f32],
     dims: [usize; 4],
     config: &AugmentConfig,
     rng: &mut StdRng,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
+    config.validate()?;
     let [n, c, h, w] = dims;
     let len = c * h * w;
-    assert_eq!(
-        images.len(),
-        n * len,
-        "augment_batch: buffer does not match dims"
-    );
+    if dims.contains(&0) {
+        return Err(advclust_core::CoreError::EmptyDimension("augmented batch").into());
+    }
+    if images.len() != n * len {
+        return Err(advclust_core::CoreError::ShapeMismatch {
+            what: "augmented batch",
+            expected: n * len,
+            actual: images.len(),
+        }
+        .into());
+    }
     let mut out = vec![0.0f32; n * len];
     for (src, dst) in images.chunks(len).zip(out.chunks_mut(len)) {
         augment_one(src, dst, [c, h, w], config, rng);
     }
-    out
+    Ok(out)
 }
 
 fn augment_one(

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use advclust_core::{DifferentiableClusterModel, ImageBatch, ParamGuard};
+use advclust_core::{
+    ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle, ParamGuard, argmax_rows,
+};
 use advclust_metrics::ClusteringScores;
 use burn::module::Module;
 use burn::store::{ModuleRecord, RecordError};
@@ -322,25 +324,14 @@ impl CcModel {
         device: &Device,
     ) -> Result<Vec<f32>> {
         self.check_input(images.dims())?;
-        let device = device.clone().inner();
-        let model = self.valid().to_device(&device);
-        let mut out = Vec::with_capacity(images.len() * self.config.num_clusters);
-        for part in images.chunks(chunk.max(1)) {
-            let m = softmax(model.cluster_logits(part.to_tensor(&device)), 1);
-            let values = m
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .map_err(|e| ModelError::Tensor(format!("{e:?}")))?;
-            out.extend(values);
-        }
-        Ok(out)
+        let mut oracle = ModelOracle::new(self, device).with_max_batch(chunk);
+        Ok(oracle.memberships(images)?.data().to_vec())
     }
 
     /// Hard cluster assignments (argmax of the memberships), in evaluation mode.
     pub fn predict(&self, images: &ImageBatch, device: &Device) -> Result<Vec<usize>> {
-        let k = self.config.num_clusters;
         let m = self.memberships_host(images, 256, device)?;
-        Ok(m.chunks(k).map(argmax).collect())
+        Ok(argmax_rows(&m, self.config.num_clusters))
     }
 
     /// NMI / ARI / ACC of the predicted clusters against `labels`.
@@ -492,16 +483,6 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
         }),
         Err(e) => Err(ModelError::io(path, e)),
     }
-}
-
-pub(crate) fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, v) in row.iter().enumerate() {
-        if *v > row[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 impl DifferentiableClusterModel for CcModel {

@@ -97,9 +97,6 @@ pub enum ModelError {
     /// Saving weights with burn failed.
     #[error("saving weights failed: {0}")]
     Save(String),
-    /// Reading tensors back to the host failed.
-    #[error("tensor read-back failed: {0}")]
-    Tensor(String),
     /// An `advclust-core` type refused a value.
     #[error(transparent)]
     Core(#[from] advclust_core::CoreError),

@@ -51,4 +51,5 @@ pub use pretrained::pretrained_cc_mnist;
 pub use resnet::{ResNet, ResNetConfig};
 pub use train::{
     CcTrainConfig, CcTrainReport, EpochRecord, channel_stats, train_cc, train_cc_with,
+    trainable_parameters,
 };

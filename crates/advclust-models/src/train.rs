@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use advclust_core::{ImageBatch, ParamGuard, ValueBox};
+use advclust_core::{ImageBatch, ParamGuard, ValueBox, argmax_rows, tensor_to_vec};
 use advclust_metrics::ClusteringScores;
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
@@ -17,7 +17,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentConfig, augment_batch};
-use crate::cc::{CcConfig, CcModel, TrainingSummary, argmax};
+use crate::cc::{CcConfig, CcModel, TrainingSummary};
 use crate::error::{ModelError, Result};
 use crate::loss::cc_loss;
 
@@ -368,8 +368,8 @@ pub fn train_cc_with(
                 host.extend_from_slice(&images.data()[i * len..(i + 1) * len]);
             }
             let dims = [batch, c, h, w];
-            let mut views = augment_batch(&host, dims, &config.augment, &mut rng);
-            views.extend(augment_batch(&host, dims, &config.augment, &mut rng));
+            let mut views = augment_batch(&host, dims, &config.augment, &mut rng)?;
+            views.extend(augment_batch(&host, dims, &config.augment, &mut rng)?);
             let x = Tensor::<4>::from_data(TensorData::new(views, [2 * batch, c, h, w]), &device);
             let out = model.forward(x);
             let loss = cc_loss(
@@ -389,10 +389,8 @@ pub fn train_cc_with(
                     loss.entropy_penalty.detach(),
                 ],
                 0,
-            )
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .map_err(|e| ModelError::Tensor(format!("{e:?}")))?;
+            );
+            let parts = tensor_to_vec(parts.into_data())?;
             if !parts[0].is_finite() {
                 return Err(ModelError::Diverged {
                     epoch,
@@ -541,7 +539,7 @@ fn evaluate_model(
 ) -> Result<(ClusteringScores, Vec<usize>)> {
     let k = model.config().num_clusters;
     let m = model.memberships_host(images, 500, device)?;
-    let pred: Vec<usize> = m.chunks(k).map(argmax).collect();
+    let pred = argmax_rows(&m, k);
     let mut sizes = vec![0usize; k];
     pred.iter().for_each(|&p| sizes[p] += 1);
     Ok((advclust_metrics::clustering_scores(labels, &pred)?, sizes))
