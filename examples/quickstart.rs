@@ -28,7 +28,7 @@ fn main() -> Result<(), advclust::Error> {
     let started = Instant::now();
     let out = Path::new("runs/quickstart");
     let device = advclust::device(None)?;
-    let victim = VictimSpec::PretrainedCcMnist.load(&device)?;
+    let victim = VictimSpec::pretrained_cc_mnist().load(&device)?;
     let eval = DatasetSpec::MnistEmbedded.load(None, 0)?;
     let train = eval.shuffled(0).take(TRAIN_IMAGES);
     let config = AttackConfig::new()
@@ -51,7 +51,7 @@ fn main() -> Result<(), advclust::Error> {
     metadata.insert("dataset".into(), "mnist".into());
     metadata.insert(
         "victim".into(),
-        VictimSpec::PretrainedCcMnist.to_string().into(),
+        VictimSpec::pretrained_cc_mnist().to_string().into(),
     );
     let written = pipeline::save_attack_run(out, &outcome, &eval, metadata)?;
     println!();

@@ -12,7 +12,7 @@ use advclust_core::{
 use advclust_data::Dataset;
 use advclust_gan::{AttackReport, AttackTrainer, CheckedAttackConfig, Evaluation, TrainedAttack};
 use advclust_metrics::{ClusteringScores, ConfusionMatrix, ContingencyTable, clustering_scores};
-use advclust_models::CcModel;
+use advclust_models::Victim;
 use advclust_plot::figures::{self, QueryPoint, SweepPoint};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -102,14 +102,29 @@ impl DatasetSpec {
     }
 }
 
-/// A victim named on the command line: `pretrained-cc-mnist` (embedded) or a directory written
-/// by `advclust train-victim`.
+/// A victim named on the command line: an embedded one (`pretrained-<kind>-<dataset>`, see
+/// `advclust victims`) or a directory written by `advclust train-victim` (any kind).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VictimSpec {
-    /// The CC model trained on MNIST-test that ships inside advclust-models.
-    PretrainedCcMnist,
-    /// A saved CC model directory.
+    /// An embedded victim, by name (e.g. `pretrained-cc-mnist`).
+    Embedded(String),
+    /// A saved victim directory.
     Saved(PathBuf),
+}
+
+impl VictimSpec {
+    /// The embedded CC model trained on MNIST-test (the quickstart's victim).
+    pub fn pretrained_cc_mnist() -> Self {
+        VictimSpec::Embedded("pretrained-cc-mnist".into())
+    }
+
+    /// Loads the victim onto `device`, whatever its kind.
+    pub fn load(&self, device: &Device) -> Result<Victim, Error> {
+        Ok(match self {
+            VictimSpec::Embedded(name) => advclust_models::embedded(name)?.load(device)?,
+            VictimSpec::Saved(dir) => Victim::load(dir, device)?,
+        })
+    }
 }
 
 impl FromStr for VictimSpec {
@@ -117,7 +132,11 @@ impl FromStr for VictimSpec {
 
     fn from_str(s: &str) -> Result<Self, Error> {
         Ok(match s {
-            "pretrained-cc-mnist" | "pretrained" => VictimSpec::PretrainedCcMnist,
+            "pretrained" => VictimSpec::pretrained_cc_mnist(),
+            name if name.starts_with("pretrained-") => {
+                advclust_models::embedded(name)?;
+                VictimSpec::Embedded(name.to_string())
+            }
             path => VictimSpec::Saved(PathBuf::from(path)),
         })
     }
@@ -126,19 +145,9 @@ impl FromStr for VictimSpec {
 impl fmt::Display for VictimSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VictimSpec::PretrainedCcMnist => f.write_str("pretrained-cc-mnist"),
+            VictimSpec::Embedded(name) => f.write_str(name),
             VictimSpec::Saved(p) => write!(f, "{}", p.display()),
         }
-    }
-}
-
-impl VictimSpec {
-    /// Loads the victim onto `device`.
-    pub fn load(&self, device: &Device) -> Result<CcModel, Error> {
-        Ok(match self {
-            VictimSpec::PretrainedCcMnist => advclust_models::pretrained_cc_mnist(device)?,
-            VictimSpec::Saved(dir) => CcModel::load(dir, device)?,
-        })
     }
 }
 
@@ -172,7 +181,7 @@ pub struct AttackOutcome {
 /// the scores of the training images' adversarial clusters against `train`'s labels.
 pub fn attack_victim(
     config: &CheckedAttackConfig,
-    victim: &CcModel,
+    victim: &Victim,
     train: &Dataset,
     eval: &Dataset,
     device: &Device,
@@ -307,7 +316,7 @@ pub fn sweep_epsilon(
 /// 0 is the clean evaluation, with no training.
 pub fn sweep_retrained(
     mut config_for: impl FnMut(f32) -> Result<CheckedAttackConfig, Error>,
-    victim: &CcModel,
+    victim: &Victim,
     train: &Dataset,
     eval: &Dataset,
     epsilons: &[f32],

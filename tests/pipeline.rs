@@ -16,7 +16,7 @@ fn scratch(name: &str) -> PathBuf {
 
 fn run(source: GradientSource, dir: &std::path::Path) -> (AttackReport, Vec<PathBuf>) {
     let device = device(None).unwrap();
-    let victim = VictimSpec::PretrainedCcMnist.load(&device).unwrap();
+    let victim = VictimSpec::pretrained_cc_mnist().load(&device).unwrap();
     let eval = DatasetSpec::MnistEmbedded.load(Some(256), 3).unwrap();
     let train = eval.shuffled(1).take(128);
     let config = AttackConfig::new()
@@ -77,7 +77,7 @@ fn attack_run_writes_everything_and_repeats_exactly() {
 #[test]
 fn sweep_at_zero_epsilon_is_the_clean_score() {
     let device = device(None).unwrap();
-    let victim = VictimSpec::PretrainedCcMnist.load(&device).unwrap();
+    let victim = VictimSpec::pretrained_cc_mnist().load(&device).unwrap();
     let data = DatasetSpec::MnistEmbedded.load(Some(256), 5).unwrap();
     let images = data.to_image_batch().unwrap();
     let config = AttackConfig::new()

@@ -18,7 +18,7 @@ fn root() -> PathBuf {
 #[ignore = "needs ../shared/data (run with --ignored)"]
 fn embedded_victim_scores_its_record_on_the_shared_mnist_files() {
     let device = advclust::device(None).unwrap();
-    let victim = VictimSpec::PretrainedCcMnist.load(&device).unwrap();
+    let victim = VictimSpec::pretrained_cc_mnist().load(&device).unwrap();
     let recorded = victim.training_summary().unwrap().scores.unwrap();
     let data = format!("mnist:{}", root().join("mnist").display())
         .parse::<DatasetSpec>()
@@ -41,7 +41,7 @@ fn embedded_victim_scores_its_record_on_the_shared_mnist_files() {
 #[ignore = "needs ../shared/data (run with --ignored)"]
 fn attack_runs_on_shared_fashion_mnist_and_refuses_cifar10_for_a_grayscale_victim() {
     let device = advclust::device(None).unwrap();
-    let victim = VictimSpec::PretrainedCcMnist.load(&device).unwrap();
+    let victim = VictimSpec::pretrained_cc_mnist().load(&device).unwrap();
     let config = AttackConfig::new()
         .with_epsilon(0.1)
         .with_batch_size(128)

@@ -9,9 +9,10 @@ use advclust::Error;
 use advclust::core::ParamGuard;
 use advclust::core::{ModelOracle, NormKind, QueryBudget};
 use advclust::gan::{AttackConfig, AttackError, GradientSource, Stopping, TrainedAttack};
-use advclust::models::{AugmentConfig, CcConfig, CcTrainConfig, ResNetConfig};
 use advclust::pipeline::{self, DatasetSpec, VictimSpec};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod train;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,8 +30,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a CC (Contrastive Clustering) victim and save it.
-    TrainVictim(TrainVictim),
+    /// Train a victim (cc, scan) and save it.
+    TrainVictim(train::TrainVictim),
+    /// Train the SimCLR pretext (and mine its neighbours) that SCAN starts from.
+    TrainPretext(train::TrainPretext),
+    /// List the embedded victims with their recorded clean scores.
+    Victims,
     /// Train the GAN attack against a victim, evaluate it, write report and figures.
     Attack(Attack),
     /// Score a victim on a dataset, clean or through a saved attack.
@@ -40,74 +45,16 @@ enum Command {
 }
 
 #[derive(Args, Debug)]
-struct DataArgs {
+pub(crate) struct DataArgs {
     /// Dataset: mnist (embedded), mnist:<dir>, fashion-mnist:<dir>, cifar10:<dir>, yaleb:<dir>, folder:<dir>.
     #[arg(long, default_value = "mnist")]
-    dataset: DatasetSpec,
+    pub(crate) dataset: DatasetSpec,
     /// Use only this many images (a seeded shuffle of the dataset).
     #[arg(long)]
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
-
-#[derive(Args, Debug)]
-struct TrainVictim {
-    #[command(flatten)]
-    data: DataArgs,
-    /// Number of clusters (default: number of classes).
-    #[arg(long)]
-    k: Option<usize>,
-    /// Backbone stage widths.
-    #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
-    widths: Vec<usize>,
-    /// Residual blocks per stage.
-    #[arg(long, default_value_t = 1)]
-    blocks: usize,
-    /// Stride of the backbone stem.
-    #[arg(long, default_value_t = 2)]
-    stem_stride: usize,
-    /// Training epochs.
-    #[arg(long, default_value_t = 20)]
-    epochs: usize,
-    /// Images per step.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Augmentation preset (default: digits for MNIST, else by the number of channels).
-    #[arg(long, value_enum)]
-    augment: Option<Augment>,
-    /// Smallest crop area of the random resized crop (overrides the preset).
-    #[arg(long)]
-    crop_min: Option<f32>,
-    /// Score the model on the training set every this many epochs (0: only at the end).
-    #[arg(long, default_value_t = 1)]
-    eval_every: usize,
-    /// Write a checkpoint every this many epochs (and after the last).
-    #[arg(long, default_value_t = 10)]
-    checkpoint_every: usize,
-    /// Stop each epoch after this many steps (for timing runs).
-    #[arg(long)]
-    max_steps: Option<usize>,
-    /// Continue from the checkpoint in --out.
-    #[arg(long)]
-    resume: bool,
-    /// Output directory (model in <out>/model, report in <out>/report.json).
-    #[arg(long, default_value = "runs/victim")]
-    out: PathBuf,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Augment {
-    /// Crops, small rotations and shear, stroke dilation/erosion, brightness/contrast.
-    Digits,
-    /// Crops, flips, brightness/contrast.
-    Grayscale,
-    /// SimCLR-style crops, flips, colour jitter, random grayscale.
-    Color,
+    pub(crate) seed: u64,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -189,7 +136,8 @@ struct TrainingArgs {
 struct Attack {
     #[command(flatten)]
     data: DataArgs,
-    /// Victim: pretrained-cc-mnist or a directory written by train-victim (its model/ folder).
+    /// Victim: an embedded one (`advclust victims` lists them) or a directory written by
+    /// train-victim (its model/ folder), of any kind.
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
     /// Threat-model radius.
@@ -209,7 +157,7 @@ struct Attack {
 struct Evaluate {
     #[command(flatten)]
     data: DataArgs,
-    /// Victim: pretrained-cc-mnist or a saved model directory.
+    /// Victim: an embedded one (`advclust victims`) or a saved victim directory.
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
     /// A saved attack directory (from `attack`): evaluate through it.
@@ -224,7 +172,7 @@ struct Evaluate {
 struct Sweep {
     #[command(flatten)]
     data: DataArgs,
-    /// Victim: pretrained-cc-mnist or a saved model directory.
+    /// Victim: an embedded one (`advclust victims`) or a saved victim directory.
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
     /// A saved attack directory (from `attack`): its generator is bounded at each radius
@@ -283,78 +231,13 @@ fn run(cli: Cli) -> Result<(), Error> {
     let device = advclust::device(cli.backend.as_deref())?;
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.command {
-        Command::TrainVictim(a) => train_victim(a, &device, command_line),
+        Command::TrainVictim(a) => train::train_victim(a, &device, command_line),
+        Command::TrainPretext(a) => train::train_pretext(a, &device, command_line),
+        Command::Victims => train::list_victims(),
         Command::Attack(a) => attack(a, &device, command_line),
         Command::Evaluate(a) => evaluate(a, &device, command_line),
         Command::Sweep(a) => sweep(a, &device, command_line),
     }
-}
-
-fn train_victim(
-    a: TrainVictim,
-    device: &advclust::burn::tensor::Device,
-    command: String,
-) -> Result<(), Error> {
-    let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
-    let [n, c, h, w] = data.dims();
-    let k = a.k.unwrap_or(data.num_classes());
-    eprintln!("{}: {n} images of {c}x{h}x{w}, k = {k}", a.data.dataset);
-    let backbone = ResNetConfig::new(c, &a.widths, a.blocks).with_stem_stride(a.stem_stride);
-    let model = CcConfig::new([c, h, w], k, &a.widths).with_backbone(backbone);
-    let mut config = CcTrainConfig::new(model);
-    config.dataset = a.data.dataset.to_string();
-    config.epochs = a.epochs;
-    config.batch_size = a.batch_size;
-    config.learning_rate = a.lr;
-    config.seed = a.data.seed;
-    config.checkpoint_dir = Some(a.out.clone());
-    config.resume = a.resume;
-    config.eval_every = a.eval_every;
-    config.checkpoint_every = a.checkpoint_every;
-    config.max_steps_per_epoch = a.max_steps;
-    config.augment = match a.augment {
-        Some(Augment::Digits) => AugmentConfig::digits(),
-        Some(Augment::Grayscale) => AugmentConfig::grayscale(),
-        Some(Augment::Color) => AugmentConfig::color(),
-        None if matches!(
-            a.data.dataset,
-            DatasetSpec::MnistEmbedded | DatasetSpec::Mnist(_)
-        ) =>
-        {
-            AugmentConfig::digits()
-        }
-        None => AugmentConfig::for_channels(c),
-    };
-    if let Some(m) = a.crop_min {
-        config.augment.crop_scale[0] = m;
-    }
-    let images = data.to_image_batch()?;
-    let (model, report) =
-        advclust::models::train_cc(&config, &images, Some(data.labels()), device)?;
-    let model = match model.training_summary().cloned() {
-        Some(mut summary) => {
-            summary.command = Some(command.clone());
-            model.with_training_summary(summary)
-        }
-        None => model,
-    };
-    let model_dir = a.out.join("model");
-    model.save(&model_dir)?;
-    let mut json = pipeline::to_json(&report)?;
-    json["command"] = serde_json::Value::String(command);
-    pipeline::write_json(&a.out.join("report.json"), &json)?;
-    if let Some(s) = report.final_scores {
-        println!(
-            "victim on {}: NMI {:.4} ARI {:.4} ACC {:.4}",
-            a.data.dataset, s.nmi, s.ari, s.acc
-        );
-    }
-    println!(
-        "training {:.1} s; model in {}",
-        report.train_seconds,
-        model_dir.display()
-    );
-    Ok(())
 }
 
 fn attack_config(

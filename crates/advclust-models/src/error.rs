@@ -75,7 +75,20 @@ pub enum ModelError {
         /// The parse error.
         message: String,
     },
-    /// The loss became NaN or infinite during training.
+    /// A saved model is of another kind than the one asked for.
+    #[error("{origin} holds a {actual} victim, not a {expected} one")]
+    WrongKind {
+        /// File or directory name.
+        origin: String,
+        /// The kind asked for.
+        expected: crate::victim::VictimKind,
+        /// The kind found.
+        actual: crate::victim::VictimKind,
+    },
+    /// A pretext (or its neighbours) does not fit the data or the model it is used with.
+    #[error("pretext mismatch: {0}")]
+    PretextMismatch(String),
+    /// The loss became NaN or infinite during training (the last checkpoint is kept).
     #[error("training diverged at epoch {epoch}, step {step}: loss = {loss}")]
     Diverged {
         /// 1-based epoch.
@@ -113,7 +126,8 @@ impl ModelError {
         }
     }
 
-    pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+    /// An [`ModelError::InvalidConfig`] for field `name`.
+    pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         ModelError::InvalidConfig {
             name,
             reason: reason.into(),

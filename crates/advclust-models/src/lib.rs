@@ -35,21 +35,37 @@
 
 #![warn(missing_docs)]
 
+pub mod artifact;
 pub mod augment;
 pub mod cc;
 pub mod error;
-pub mod loss;
+pub mod norm;
+pub mod pretext;
 pub mod pretrained;
 pub mod resnet;
-pub mod train;
+pub mod runner;
+pub mod scan;
+pub mod victim;
 
 pub use augment::{AugmentConfig, augment_batch};
-pub use cc::{CcConfig, CcDescription, CcModel, CcOutput, TrainingSummary};
+pub use cc::train::{CHECKPOINT_SUBDIR, channel_stats};
+pub use cc::{
+    CcConfig, CcLoss, CcModel, CcOutput, CcTrainConfig, CcTrainReport, EpochRecord, cc_loss,
+    cluster_loss, instance_loss, train_cc, train_cc_with, trainable_parameters,
+};
 pub use error::{ModelError, Result};
-pub use loss::{CcLoss, cc_loss, cluster_loss, instance_loss};
-pub use pretrained::pretrained_cc_mnist;
+pub use pretext::{
+    Neighbors, Pretext, PretextReport, PretextTrainConfig, SimClrConfig, SimClrModel,
+    mine_neighbors, train_pretext,
+};
+pub use pretrained::{EMBEDDED, EmbeddedVictim, embedded, pretrained_cc_mnist};
 pub use resnet::{ResNet, ResNetConfig};
-pub use train::{
-    CcTrainConfig, CcTrainReport, EpochRecord, channel_stats, train_cc, train_cc_with,
-    trainable_parameters,
+pub use runner::{
+    Checkpointer, EpochLog, Evaluation, RunConfig, RunReport, StepLoss, TrainingStep,
+};
+pub use scan::{
+    ScanConfig, ScanModel, ScanTrainConfig, ScanTrainReport, SelfLabelConfig, train_scan,
+};
+pub use victim::{
+    ClusterModelExt, TrainingSummary, Victim, VictimDescription, VictimKind, VictimModel,
 };

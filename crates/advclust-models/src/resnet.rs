@@ -277,7 +277,7 @@ fn conv(
     c
 }
 
-fn linear(d_in: usize, d_out: usize, rng: &mut StdRng, device: &Device) -> Linear {
+pub(crate) fn linear(d_in: usize, d_out: usize, rng: &mut StdRng, device: &Device) -> Linear {
     let mut l = LinearConfig::new(d_in, d_out).init(device);
     let bound = 1.0 / (d_in as f32).sqrt();
     let w = uniform(rng, d_in * d_out, bound);

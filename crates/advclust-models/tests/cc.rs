@@ -3,9 +3,10 @@
 use advclust_core::{
     ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle, ParamGuard,
 };
-use advclust_models::loss::{cc_loss, entropy_penalty, nt_xent};
+use advclust_models::cc::loss::{cc_loss, entropy_penalty, nt_xent};
 use advclust_models::{
-    AugmentConfig, CcConfig, CcModel, CcTrainConfig, ModelError, augment_batch, train_cc,
+    AugmentConfig, CcConfig, CcModel, CcTrainConfig, ClusterModelExt, ModelError, VictimModel,
+    augment_batch, train_cc,
 };
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -303,7 +304,7 @@ fn typed_errors_for_bad_input_and_bad_checkpoints() {
     ));
     // Another backbone width.
     let other = CcModel::new(&CcConfig::new([1, 28, 28], 10, &[4, 16]), 0, &dev).unwrap();
-    let other_json = serde_json::to_string(&other.description()).unwrap();
+    let other_json = serde_json::to_string(&other.description().unwrap()).unwrap();
     assert!(matches!(
         CcModel::from_bytes(&other_json, &weights, &dev),
         Err(ModelError::ArchitectureMismatch { .. })

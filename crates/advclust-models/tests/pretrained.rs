@@ -2,7 +2,9 @@
 
 use advclust_core::{ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle};
 use advclust_data::mnist_test_embedded;
-use advclust_models::{pretrained_cc_mnist, trainable_parameters};
+use advclust_models::{
+    ClusterModelExt, EMBEDDED, Victim, VictimKind, pretrained_cc_mnist, trainable_parameters,
+};
 use burn::module::Module;
 use burn::tensor::Device;
 
@@ -45,4 +47,34 @@ fn pretrained_mnist_model_reaches_its_scores() {
         model.num_params(),
         94_394 + 2 * (16 + 2 * (16 + 32 + 64) + 32 + 64)
     );
+}
+
+#[test]
+fn every_embedded_victim_loads_and_reproduces_its_recorded_scores() {
+    let device = Device::flex();
+    let data = mnist_test_embedded().unwrap();
+    let labels = data.labels().to_vec();
+    let (images, dims, _, _) = data.into_parts();
+    let images = ImageBatch::unit(images, dims).unwrap();
+    assert!(EMBEDDED.iter().any(|e| e.kind == VictimKind::Cc));
+    for e in EMBEDDED {
+        let victim: Victim = e.load(&device).unwrap();
+        assert_eq!(victim.kind(), e.kind, "{}", e.name);
+        assert_eq!(e.name, format!("pretrained-{}-{}", e.kind, e.dataset));
+        let recorded = victim
+            .training()
+            .and_then(|t| t.scores)
+            .unwrap_or_else(|| panic!("{} has no recorded scores", e.name));
+        let scores = victim.evaluate(&images, &labels, &device).unwrap();
+        assert!(
+            (recorded.nmi - scores.nmi).abs() < 1e-3,
+            "{}: recorded {recorded:?}, measured {scores:?}",
+            e.name
+        );
+        assert!(scores.nmi >= 0.85, "{}: {scores:?}", e.name);
+        // The attack's output has one row per image.
+        let head = images.select(&(0..8).collect::<Vec<_>>()).unwrap();
+        let phi = victim.attack_output(head.to_tensor(&device));
+        assert_eq!(phi.dims()[0], 8);
+    }
 }

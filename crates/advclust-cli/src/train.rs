@@ -1,0 +1,350 @@
+//! The training commands: `train-victim` (any victim kind), `train-pretext` (the SimCLR
+//! pretext SCAN starts from) and `victims` (the embedded victims and their scores).
+
+use std::path::PathBuf;
+
+use advclust::Error;
+use advclust::models::{
+    AugmentConfig, CcConfig, CcTrainConfig, EMBEDDED, Pretext, PretextTrainConfig, ResNetConfig,
+    RunConfig, ScanTrainConfig, SimClrConfig, VictimKind, VictimModel,
+};
+use advclust::pipeline::{self, DatasetSpec};
+use clap::{Args, ValueEnum};
+
+use crate::DataArgs;
+
+/// The backbone options shared by `train-victim --model cc` and `train-pretext`.
+#[derive(Args, Debug)]
+pub(crate) struct BackboneArgs {
+    /// Backbone stage widths.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
+    widths: Vec<usize>,
+    /// Residual blocks per stage.
+    #[arg(long, default_value_t = 1)]
+    blocks: usize,
+    /// Stride of the backbone stem.
+    #[arg(long, default_value_t = 2)]
+    stem_stride: usize,
+}
+
+/// The run options shared by every training command (defaults depend on the model).
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// Training epochs (default: cc 20, scan 20 + self-label epochs, pretext 40).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per step (default: cc 256, scan 128, pretext 256).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam learning rate (default: cc 1e-3, scan 1e-4, pretext 1e-3).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Augmentation preset (default: digits for MNIST, else by the number of channels).
+    #[arg(long, value_enum)]
+    augment: Option<Augment>,
+    /// Smallest crop area of the random resized crop (overrides the preset).
+    #[arg(long)]
+    crop_min: Option<f32>,
+    /// Score the model every this many epochs (0: only at the end).
+    #[arg(long, default_value_t = 5)]
+    eval_every: usize,
+    /// Write a checkpoint every this many epochs (and after the last).
+    #[arg(long, default_value_t = 5)]
+    checkpoint_every: usize,
+    /// Stop each epoch after this many steps (for timing runs).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Augment {
+    /// Crops, small rotations and shear, stroke dilation/erosion, brightness/contrast.
+    Digits,
+    /// Crops, flips, brightness/contrast.
+    Grayscale,
+    /// SimCLR-style crops, flips, colour jitter, random grayscale.
+    Color,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TrainVictim {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The victim: cc or scan (scan needs --pretext).
+    #[arg(long, default_value = "cc")]
+    model: VictimKind,
+    /// Number of clusters (default: number of classes).
+    #[arg(long)]
+    k: Option<usize>,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    /// scan: the pretext directory written by `train-pretext` on the same data.
+    #[arg(long, required_if_eq("model", "scan"))]
+    pretext: Option<PathBuf>,
+    /// scan: cluster heads trained side by side (the lowest-loss one is kept).
+    #[arg(long, default_value_t = 1)]
+    heads: usize,
+    /// scan: weight of the entropy term.
+    #[arg(long, default_value_t = 5.0)]
+    entropy_weight: f64,
+    /// scan: self-labelling epochs after the SCAN stage (0: none).
+    #[arg(long, default_value_t = 10)]
+    selflabel_epochs: usize,
+    /// scan: confidence threshold of self-labelling.
+    #[arg(long, default_value_t = 0.99)]
+    selflabel_threshold: f64,
+    /// Output directory (model in <out>/model, report in <out>/report.json).
+    #[arg(long, default_value = "runs/victim")]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TrainPretext {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    /// NT-Xent temperature.
+    #[arg(long, default_value_t = 0.1)]
+    temperature: f64,
+    /// Neighbours mined per image.
+    #[arg(long, default_value_t = 20)]
+    neighbors: usize,
+    /// Output directory (pretext in <out>/pretext, report in <out>/report.json).
+    #[arg(long, default_value = "runs/pretext")]
+    out: PathBuf,
+}
+
+impl RunArgs {
+    fn run_config(
+        &self,
+        defaults: (usize, usize, f64),
+        seed: u64,
+        out: &std::path::Path,
+    ) -> RunConfig {
+        let mut run = RunConfig::new(
+            self.epochs.unwrap_or(defaults.0),
+            self.batch_size.unwrap_or(defaults.1),
+            self.lr.unwrap_or(defaults.2),
+        );
+        run.seed = seed;
+        run.eval_every = self.eval_every;
+        run.checkpoint_every = self.checkpoint_every;
+        run.max_steps_per_epoch = self.max_steps;
+        run.checkpoint_dir = Some(out.to_path_buf());
+        run.resume = self.resume;
+        run
+    }
+
+    fn augment(&self, dataset: &DatasetSpec, channels: usize) -> AugmentConfig {
+        let mut augment = match self.augment {
+            Some(Augment::Digits) => AugmentConfig::digits(),
+            Some(Augment::Grayscale) => AugmentConfig::grayscale(),
+            Some(Augment::Color) => AugmentConfig::color(),
+            None if matches!(dataset, DatasetSpec::MnistEmbedded | DatasetSpec::Mnist(_)) => {
+                AugmentConfig::digits()
+            }
+            None => AugmentConfig::for_channels(channels),
+        };
+        if let Some(m) = self.crop_min {
+            augment.crop_scale[0] = m;
+        }
+        augment
+    }
+}
+
+impl BackboneArgs {
+    fn config(&self, channels: usize) -> ResNetConfig {
+        ResNetConfig::new(channels, &self.widths, self.blocks).with_stem_stride(self.stem_stride)
+    }
+}
+
+fn print_scores(dataset: &DatasetSpec, scores: Option<advclust::metrics::ClusteringScores>) {
+    if let Some(s) = scores {
+        println!(
+            "victim on {dataset}: NMI {:.4} ARI {:.4} ACC {:.4}",
+            s.nmi, s.ari, s.acc
+        );
+    }
+}
+
+pub(crate) fn train_victim(
+    a: TrainVictim,
+    device: &advclust::burn::tensor::Device,
+    command: String,
+) -> Result<(), Error> {
+    let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
+    let [n, c, h, w] = data.dims();
+    let k = a.k.unwrap_or(data.num_classes());
+    eprintln!(
+        "{}: {n} images of {c}x{h}x{w}, k = {k}, victim {}",
+        a.data.dataset, a.model
+    );
+    let images = data.to_image_batch()?;
+    let augment = a.run.augment(&a.data.dataset, c);
+    let model_dir = a.out.join("model");
+    let (report, train_seconds) = match a.model {
+        VictimKind::Cc => {
+            let run = a.run.run_config((20, 256, 1e-3), a.data.seed, &a.out);
+            let model =
+                CcConfig::new([c, h, w], k, &a.backbone.widths).with_backbone(a.backbone.config(c));
+            let mut config = CcTrainConfig::new(model);
+            config.dataset = a.data.dataset.to_string();
+            config.epochs = run.epochs;
+            config.batch_size = run.batch_size;
+            config.learning_rate = run.learning_rate;
+            config.seed = run.seed;
+            config.checkpoint_dir = run.checkpoint_dir;
+            config.resume = run.resume;
+            config.eval_every = run.eval_every;
+            config.checkpoint_every = run.checkpoint_every;
+            config.max_steps_per_epoch = run.max_steps_per_epoch;
+            config.augment = augment;
+            let (model, report) =
+                advclust::models::train_cc(&config, &images, Some(data.labels()), device)?;
+            let model = with_command(model, &command);
+            model.save(&model_dir)?;
+            print_scores(&a.data.dataset, report.final_scores);
+            (pipeline::to_json(&report)?, report.train_seconds)
+        }
+        VictimKind::Scan => {
+            let dir = a.pretext.as_ref().ok_or_else(|| {
+                Error::InvalidArgument("--model scan needs --pretext <dir>".into())
+            })?;
+            let pretext = Pretext::load(dir, device)?;
+            let mut config = ScanTrainConfig::new(k, c);
+            config.dataset = a.data.dataset.to_string();
+            config.num_heads = a.heads;
+            config.entropy_weight = a.entropy_weight;
+            config.augment = augment.clone();
+            config.run = a.run.run_config((20, 128, 1e-4), a.data.seed, &a.out);
+            config.run.weight_decay = 1e-4;
+            config.selflabel = match (a.selflabel_epochs, config.selflabel.take()) {
+                (0, _) | (_, None) => None,
+                (epochs, Some(mut sl)) => {
+                    sl.threshold = a.selflabel_threshold;
+                    sl.augment = augment;
+                    let mut run = a.run.run_config((epochs, 256, 1e-4), a.data.seed, &a.out);
+                    run.epochs = epochs;
+                    run.batch_size = sl.run.batch_size;
+                    run.weight_decay = 1e-4;
+                    sl.run = run;
+                    Some(sl)
+                }
+            };
+            let (model, report) = advclust::models::train_scan(
+                &config,
+                &pretext,
+                &images,
+                Some(data.labels()),
+                device,
+            )?;
+            let model = with_command(model, &command);
+            model.save(&model_dir)?;
+            if let Some(s) = report.scan_scores {
+                println!(
+                    "after the SCAN stage: NMI {:.4} ARI {:.4} ACC {:.4}",
+                    s.nmi, s.ari, s.acc
+                );
+            }
+            print_scores(&a.data.dataset, report.final_scores);
+            let seconds = report.scan.train_seconds
+                + report.selflabel.as_ref().map_or(0.0, |r| r.train_seconds);
+            (pipeline::to_json(&report)?, seconds)
+        }
+    };
+    let mut json = report;
+    json["command"] = serde_json::Value::String(command);
+    pipeline::write_json(&a.out.join("report.json"), &json)?;
+    println!(
+        "training {train_seconds:.1} s; model in {}",
+        model_dir.display()
+    );
+    Ok(())
+}
+
+fn with_command<M: VictimModel>(model: M, command: &str) -> M {
+    let training = model.training().cloned().map(|mut s| {
+        s.command = Some(command.to_string());
+        s
+    });
+    model.with_training(training)
+}
+
+pub(crate) fn train_pretext(
+    a: TrainPretext,
+    device: &advclust::burn::tensor::Device,
+    command: String,
+) -> Result<(), Error> {
+    let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
+    let [n, c, h, w] = data.dims();
+    eprintln!(
+        "{}: {n} images of {c}x{h}x{w}, SimCLR pretext",
+        a.data.dataset
+    );
+    let images = data.to_image_batch()?;
+    let mut config = PretextTrainConfig::new(SimClrConfig::new([c, h, w], a.backbone.config(c)));
+    config.dataset = a.data.dataset.to_string();
+    config.temperature = a.temperature;
+    config.num_neighbors = a.neighbors;
+    config.augment = a.run.augment(&a.data.dataset, c);
+    config.run = a.run.run_config((40, 256, 1e-3), a.data.seed, &a.out);
+    let (mut pretext, report) =
+        advclust::models::train_pretext(&config, &images, Some(data.labels()), device)?;
+    if let Some(t) = pretext.training.as_mut() {
+        t.command = Some(command.clone());
+    }
+    let dir = a.out.join("pretext");
+    pretext.save(&dir)?;
+    let mut json = pipeline::to_json(&report)?;
+    json["command"] = serde_json::Value::String(command);
+    pipeline::write_json(&a.out.join("report.json"), &json)?;
+    if let Some(agreement) = report.neighbor_agreement {
+        println!(
+            "neighbour agreement ({} neighbours): {:.4}",
+            config.num_neighbors, agreement
+        );
+    }
+    println!(
+        "training {:.1} s ({:.0} ms/step), mining {:.1} s; pretext in {}",
+        report.run.train_seconds,
+        report.run.mean_step_ms,
+        report.mining_seconds,
+        dir.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn list_victims() -> Result<(), Error> {
+    println!(
+        "{:<24} {:<5} {:<8} {:>7} {:>7} {:>7}  trained",
+        "name", "kind", "dataset", "NMI", "ARI", "ACC"
+    );
+    for e in EMBEDDED {
+        let d = e.parsed_description()?;
+        let t = d.training.as_ref();
+        let s = t.and_then(|t| t.scores);
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        println!(
+            "{:<24} {:<5} {:<8} {:>7} {:>7} {:>7}  {}",
+            e.name,
+            e.kind,
+            e.dataset,
+            f(s.map(|s| s.nmi)),
+            f(s.map(|s| s.ari)),
+            f(s.map(|s| s.acc)),
+            t.map_or("-".to_string(), |t| format!(
+                "{} epochs, {:.0} s",
+                t.epochs, t.train_seconds
+            )),
+        );
+    }
+    Ok(())
+}

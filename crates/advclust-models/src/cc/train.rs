@@ -1,0 +1,463 @@
+//! Seeded CC training on a host image set: augment, contrast, step, evaluate, checkpoint.
+
+use std::path::PathBuf;
+
+use advclust_core::{ImageBatch, ParamGuard, ValueBox};
+use advclust_metrics::ClusteringScores;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::augment::{AugmentConfig, augment_batch};
+use crate::cc::loss::cc_loss;
+use crate::cc::{CcConfig, CcModel};
+use crate::error::{ModelError, Result};
+use crate::runner::{
+    EpochLog, Evaluation, RunConfig, StepLoss, TrainingStep, gather_images, run_training,
+};
+use crate::victim::{ClusterModelExt, TrainingSummary};
+
+/// Name of the sub-directory of [`CcTrainConfig::checkpoint_dir`] that holds the latest
+/// checkpoint (model, optimizer state, progress): the runner's stage name.
+pub const CHECKPOINT_SUBDIR: &str = "checkpoint";
+
+/// Everything a CC training run needs besides the data.
+///
+/// Build it with [`CcTrainConfig::new`] and adjust the public fields; `train_cc` validates it
+/// through [`ParamGuard`] before doing any work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CcTrainConfig {
+    /// The model to train. Its `mean` / `std` are replaced by the training set's per-channel
+    /// statistics when `normalize_from_data` is set.
+    pub model: CcConfig,
+    /// Name of the training set (for the report and the saved model's summary).
+    pub dataset: String,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Images per step (each seen through two augmentations, so `2 * batch_size` per forward).
+    pub batch_size: usize,
+    /// Adam learning rate (constant).
+    pub learning_rate: f64,
+    /// Adam weight decay (0 for none, as in CC).
+    pub weight_decay: f64,
+    /// Adam epsilon (1e-8 as in PyTorch; burn's default is 1e-5).
+    pub adam_epsilon: f32,
+    /// Temperature of the instance-level NT-Xent (0.5 in CC).
+    pub instance_temperature: f64,
+    /// Temperature of the cluster-level NT-Xent (1.0 in CC).
+    pub cluster_temperature: f64,
+    /// Weight of the entropy term `log K - H` (1.0 in CC).
+    pub entropy_weight: f64,
+    /// The augmentations producing the two views.
+    pub augment: AugmentConfig,
+    /// Seed of everything random: weights, shuffles, augmentations, `device.seed`.
+    pub seed: u64,
+    /// Replace the model's `mean` / `std` by the training set's per-channel statistics.
+    pub normalize_from_data: bool,
+    /// Evaluate NMI / ARI / ACC on the training set every this many epochs (and after the
+    /// last); 0 never. Needs labels.
+    pub eval_every: usize,
+    /// Stop each epoch after this many steps (for timing runs); `None` for full epochs.
+    pub max_steps_per_epoch: Option<usize>,
+    /// Directory for checkpoints (`<dir>/checkpoint/`); `None` for no checkpoints.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Write a checkpoint every this many epochs (and after the last).
+    pub checkpoint_every: usize,
+    /// Continue from the checkpoint in `checkpoint_dir` if there is one.
+    pub resume: bool,
+    /// Draw a progress bar (only when stderr is a terminal).
+    pub progress: bool,
+    /// Print one line per epoch (loss, and scores when evaluated) to stderr.
+    pub log_epochs: bool,
+}
+
+impl CcTrainConfig {
+    /// Defaults of the CC paper where they apply: 100 epochs, batch 256, Adam lr 3e-4 without
+    /// weight decay, temperatures 0.5 / 1.0, entropy weight 1, augmentations for the number of
+    /// channels, normalisation from the data, evaluation every epoch, no checkpoints.
+    pub fn new(model: CcConfig) -> Self {
+        let augment = AugmentConfig::for_channels(model.input_shape[0]);
+        CcTrainConfig {
+            model,
+            dataset: "unnamed".to_string(),
+            epochs: 100,
+            batch_size: 256,
+            learning_rate: 3e-4,
+            weight_decay: 0.0,
+            adam_epsilon: 1e-8,
+            instance_temperature: 0.5,
+            cluster_temperature: 1.0,
+            entropy_weight: 1.0,
+            augment,
+            seed: 0,
+            normalize_from_data: true,
+            eval_every: 1,
+            max_steps_per_epoch: None,
+            checkpoint_dir: None,
+            checkpoint_every: 10,
+            resume: false,
+            progress: true,
+            log_epochs: true,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.model.check_ref()?;
+        self.augment.validate()?;
+        let positive = |name: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ModelError::invalid(
+                    name,
+                    format!("must be finite and positive, got {v}"),
+                ))
+            }
+        };
+        positive("learning_rate", self.learning_rate)?;
+        positive("instance_temperature", self.instance_temperature)?;
+        positive("cluster_temperature", self.cluster_temperature)?;
+        positive("adam_epsilon", self.adam_epsilon as f64)?;
+        if self.instance_temperature < 0.05 || self.cluster_temperature < 0.05 {
+            return Err(ModelError::invalid(
+                "temperature",
+                "temperatures below 0.05 overflow the exponentials",
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(ModelError::invalid(
+                "weight_decay",
+                "must be finite and >= 0",
+            ));
+        }
+        if !(self.entropy_weight.is_finite() && self.entropy_weight >= 0.0) {
+            return Err(ModelError::invalid(
+                "entropy_weight",
+                "must be finite and >= 0",
+            ));
+        }
+        self.run_config().validate()
+    }
+
+    /// The runner settings of this configuration.
+    pub fn run_config(&self) -> RunConfig {
+        RunConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            adam_epsilon: self.adam_epsilon,
+            seed: self.seed,
+            eval_every: self.eval_every,
+            max_steps_per_epoch: self.max_steps_per_epoch,
+            checkpoint_dir: self.checkpoint_dir.clone(),
+            checkpoint_every: self.checkpoint_every,
+            resume: self.resume,
+            progress: self.progress,
+            log_epochs: self.log_epochs,
+        }
+    }
+}
+
+impl ParamGuard for CcTrainConfig {
+    type Checked = CcTrainConfig;
+    type Error = ModelError;
+
+    fn check_ref(&self) -> Result<&CcTrainConfig> {
+        self.validate()?;
+        Ok(self)
+    }
+
+    fn check(self) -> Result<CcTrainConfig> {
+        self.validate()?;
+        Ok(self)
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Steps taken.
+    pub steps: usize,
+    /// Mean total loss over the epoch's steps.
+    pub loss: f64,
+    /// Mean instance-level loss.
+    pub instance_loss: f64,
+    /// Mean cluster-level contrastive loss.
+    pub cluster_loss: f64,
+    /// Mean entropy penalty `2 log K - H(p_a) - H(p_b)`.
+    pub entropy_penalty: f64,
+    /// Seconds of the training steps (augmentation included, evaluation excluded).
+    pub train_seconds: f64,
+    /// NMI / ARI / ACC on the training set, if evaluated.
+    pub scores: Option<ClusteringScores>,
+    /// Images per predicted cluster, if evaluated.
+    pub cluster_sizes: Option<Vec<usize>>,
+}
+
+/// The result of a training run (serialisable to JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CcTrainReport {
+    /// The configuration used (with the normalisation actually applied).
+    pub config: CcTrainConfig,
+    /// Images in the training set.
+    pub num_images: usize,
+    /// Values in the model (parameters and BatchNorm running statistics).
+    pub num_values: usize,
+    /// Trainable parameters.
+    pub num_parameters: usize,
+    /// One record per epoch, including epochs restored from a checkpoint.
+    pub epochs: Vec<EpochRecord>,
+    /// The epoch a resumed run started after, if it resumed.
+    pub resumed_after_epoch: Option<usize>,
+    /// Steps taken in this run.
+    pub steps: usize,
+    /// Mean wall time of one step in this run, milliseconds.
+    pub mean_step_ms: f64,
+    /// Wall time of this run, seconds (steps, evaluation and checkpoints).
+    pub wall_seconds: f64,
+    /// Wall time of all epochs' steps, including those restored from a checkpoint, seconds.
+    pub train_seconds: f64,
+    /// Scores of the final model on the training set, when labels were given.
+    pub final_scores: Option<ClusteringScores>,
+}
+
+/// Trains a CC model on `images` (values in `[0, 1]`), evaluating on `labels` when given.
+///
+/// Equivalent to [`train_cc_with`] with an observer that does nothing.
+pub fn train_cc(
+    config: &CcTrainConfig,
+    images: &ImageBatch,
+    labels: Option<&[usize]>,
+    device: &Device,
+) -> Result<(CcModel, CcTrainReport)> {
+    train_cc_with(config, images, labels, device, &mut |_| {})
+}
+
+struct CcStep<'a> {
+    images: &'a ImageBatch,
+    labels: Option<&'a [usize]>,
+    config: &'a CcTrainConfig,
+}
+
+impl TrainingStep<CcModel> for CcStep<'_> {
+    fn loss(
+        &mut self,
+        model: &CcModel,
+        batch: &[usize],
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Result<StepLoss> {
+        let [_, c, h, w] = self.images.dims();
+        let b = batch.len();
+        let host = gather_images(self.images.data(), c * h * w, batch);
+        let dims = [b, c, h, w];
+        let mut views = augment_batch(&host, dims, &self.config.augment, rng)?;
+        views.extend(augment_batch(&host, dims, &self.config.augment, rng)?);
+        let x = Tensor::<4>::from_data(TensorData::new(views, [2 * b, c, h, w]), device);
+        let out = model.forward(x);
+        let loss = cc_loss(
+            out.instance.clone().narrow(0, 0, b),
+            out.instance.narrow(0, b, b),
+            out.clusters.clone().narrow(0, 0, b),
+            out.clusters.narrow(0, b, b),
+            self.config.instance_temperature,
+            self.config.cluster_temperature,
+            self.config.entropy_weight,
+        );
+        Ok(StepLoss {
+            total: loss.total,
+            parts: vec![
+                ("instance", loss.instance),
+                ("cluster", loss.cluster),
+                ("entropy penalty", loss.entropy_penalty),
+            ],
+        })
+    }
+
+    fn evaluate(&mut self, model: &CcModel, device: &Device) -> Result<Option<Evaluation>> {
+        let Some(labels) = self.labels else {
+            return Ok(None);
+        };
+        let (scores, sizes) = model.cluster_report(self.images, Some(labels), device)?;
+        Ok(Some(Evaluation {
+            scores,
+            cluster_sizes: Some(sizes),
+            metrics: Vec::new(),
+        }))
+    }
+}
+
+impl EpochRecord {
+    fn from_log(log: &EpochLog) -> Self {
+        let part = |name: &str| {
+            log.parts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0.0, |(_, v)| *v)
+        };
+        EpochRecord {
+            epoch: log.epoch,
+            steps: log.steps,
+            loss: log.loss,
+            instance_loss: part("instance"),
+            cluster_loss: part("cluster"),
+            entropy_penalty: part("entropy penalty"),
+            train_seconds: log.train_seconds,
+            scores: log.evaluation.as_ref().and_then(|e| e.scores),
+            cluster_sizes: log
+                .evaluation
+                .as_ref()
+                .and_then(|e| e.cluster_sizes.clone()),
+        }
+    }
+}
+
+/// Trains a CC model, calling `on_epoch` after every epoch.
+///
+/// Runs on the shared [`crate::runner`] on `device` with autodiff (added if `device` lacks it).
+/// Every random choice comes from `config.seed`: the initial weights, and per epoch a `StdRng`
+/// derived from the seed and the epoch number for the shuffle and the augmentations (so a
+/// resumed run sees the same batches). Incomplete last batches are dropped.
+pub fn train_cc_with(
+    config: &CcTrainConfig,
+    images: &ImageBatch,
+    labels: Option<&[usize]>,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<(CcModel, CcTrainReport)> {
+    let mut config = config.check_ref()?.clone();
+    if images.value_box() != ValueBox::UNIT {
+        return Err(ModelError::invalid(
+            "images",
+            "CC trains on images in [0, 1]",
+        ));
+    }
+    let [n, c, h, w] = images.dims();
+    if [c, h, w] != config.model.input_shape {
+        return Err(ModelError::InputShape {
+            expected: config.model.input_shape,
+            actual: [c, h, w],
+        });
+    }
+    if let Some(l) = labels
+        && l.len() != n
+    {
+        return Err(ModelError::LabelCount {
+            images: n,
+            labels: l.len(),
+        });
+    }
+    if config.normalize_from_data {
+        let (mean, std) = channel_stats(images);
+        config.model.mean = mean;
+        config.model.std = std;
+        config.model.check_ref()?;
+    }
+    let run = config.run_config();
+    let device = run.training_device(device);
+    let model = CcModel::new(&config.model, config.seed, &device)?;
+    let fingerprint = serde_json::json!({
+        "model": config.model,
+        "augment": config.augment,
+        "temperatures": [config.instance_temperature, config.cluster_temperature],
+        "entropy_weight": config.entropy_weight,
+    });
+    let mut step = CcStep {
+        images,
+        labels,
+        config: &config,
+    };
+    let (model, report) = run_training(
+        CHECKPOINT_SUBDIR,
+        model,
+        n,
+        &run,
+        fingerprint,
+        &mut step,
+        &device,
+        &mut |log| on_epoch(&EpochRecord::from_log(log)),
+    )?;
+    let history: Vec<EpochRecord> = report.epochs.iter().map(EpochRecord::from_log).collect();
+    let final_scores = match (report.final_scores(), labels) {
+        (Some(s), _) => Some(s),
+        (None, Some(l)) if config.eval_every > 0 => Some(model.evaluate(images, l, &device)?),
+        _ => None,
+    };
+    let summary = TrainingSummary {
+        dataset: config.dataset.clone(),
+        num_images: n,
+        epochs: config.epochs,
+        batch_size: config.batch_size,
+        seed: config.seed,
+        train_seconds: report.train_seconds,
+        scores: final_scores,
+        command: None,
+    };
+    let model = model.with_training_summary(summary);
+    let report = CcTrainReport {
+        num_images: n,
+        num_values: model.num_params(),
+        num_parameters: trainable_parameters(&config.model),
+        epochs: history,
+        resumed_after_epoch: report.resumed_after_epoch,
+        steps: report.steps,
+        mean_step_ms: report.mean_step_ms,
+        wall_seconds: report.wall_seconds,
+        train_seconds: report.train_seconds,
+        final_scores,
+        config,
+    };
+    Ok((model, report))
+}
+
+/// Number of trainable parameters of a CC model (BatchNorm running statistics excluded, as
+/// PyTorch counts them).
+pub fn trainable_parameters(config: &CcConfig) -> usize {
+    let b = &config.backbone;
+    let conv = |i: usize, o: usize, k: usize| i * o * k * k;
+    let bn = |c: usize| 2 * c;
+    let mut total = conv(b.in_channels, b.stem_width, 3) + bn(b.stem_width);
+    let mut in_ch = b.stem_width;
+    for (s, (&width, &blocks)) in b.widths.iter().zip(&b.blocks).enumerate() {
+        for k in 0..blocks {
+            let stride = if s > 0 && k == 0 { 2 } else { 1 };
+            total += conv(in_ch, width, 3) + bn(width) + conv(width, width, 3) + bn(width);
+            if stride != 1 || in_ch != width {
+                total += conv(in_ch, width, 1) + bn(width);
+            }
+            in_ch = width;
+        }
+    }
+    let lin = |i: usize, o: usize| i * o + o;
+    let f = b.feature_dim();
+    let hh = config.head_hidden;
+    total + lin(f, hh) + lin(hh, config.instance_dim) + lin(f, hh) + lin(hh, config.num_clusters)
+}
+
+/// Per-channel mean and standard deviation of a batch.
+pub fn channel_stats(images: &ImageBatch) -> (Vec<f32>, Vec<f32>) {
+    let [n, c, h, w] = images.dims();
+    let hw = h * w;
+    let mut sum = vec![0.0f64; c];
+    let mut sq = vec![0.0f64; c];
+    for (i, v) in images.data().iter().enumerate() {
+        let ch = (i / hw) % c;
+        sum[ch] += *v as f64;
+        sq[ch] += (*v as f64) * (*v as f64);
+    }
+    let count = (n * hw) as f64;
+    let mean: Vec<f32> = sum.iter().map(|s| (s / count) as f32).collect();
+    let std: Vec<f32> = sq
+        .iter()
+        .zip(&sum)
+        .map(|(q, s)| {
+            let m = s / count;
+            ((q / count - m * m).max(0.0).sqrt() as f32).max(1e-3)
+        })
+        .collect();
+    (mean, std)
+}

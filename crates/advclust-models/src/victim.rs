@@ -1,0 +1,415 @@
+//! The victim family: one [`Victim`] type over every concrete model, one saved format that
+//! records its [`VictimKind`], one load path that dispatches on it, and conveniences
+//! ([`ClusterModelExt`]) that every [`DifferentiableClusterModel`] gets for free.
+//!
+//! Adding a victim is its module (config, model, [`VictimModel`] impl, training step) plus
+//! one line in the `victim_family!` invocation at the bottom of this file.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use advclust_core::{
+    ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle, argmax_rows,
+};
+use advclust_metrics::ClusteringScores;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{self, DESCRIPTION_FILE};
+use crate::cc::CcModel;
+use crate::error::{ModelError, Result};
+use crate::scan::ScanModel;
+
+/// The `format` tag of a victim description.
+pub const VICTIM_FORMAT: &str = "advclust-victim";
+/// The format tag written by advclust 0.1's CC-only saver, still read (as kind `cc`).
+pub const LEGACY_CC_FORMAT: &str = "advclust-cc";
+/// The current version of the victim description.
+pub const VICTIM_FORMAT_VERSION: u32 = 1;
+
+/// How a saved model was trained (stored in its JSON description; informative only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// Name of the training set.
+    pub dataset: String,
+    /// Images in the training set.
+    pub num_images: usize,
+    /// Epochs trained (all stages together for multi-stage victims).
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Wall time of the training loop, seconds.
+    pub train_seconds: f64,
+    /// NMI / ARI / ACC of the final model on the training set, when labels were given.
+    pub scores: Option<ClusteringScores>,
+    /// The command that produced the model, if recorded.
+    pub command: Option<String>,
+}
+
+/// The JSON description saved next to a victim's weights ([`DESCRIPTION_FILE`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VictimDescription {
+    /// [`VICTIM_FORMAT`] (or [`LEGACY_CC_FORMAT`] for files of advclust 0.1).
+    pub format: String,
+    /// [`VICTIM_FORMAT_VERSION`] at the time of writing.
+    pub version: u32,
+    /// Which victim; absent only in legacy CC files.
+    #[serde(default)]
+    pub kind: Option<VictimKind>,
+    /// The architecture, in the kind's own config type.
+    pub config: serde_json::Value,
+    /// Number of values in the weights file (parameters and BatchNorm running statistics).
+    pub num_values: usize,
+    /// How the model was trained, if known.
+    pub training: Option<TrainingSummary>,
+}
+
+impl VictimDescription {
+    /// The kind this description names, after checking its format tag and version.
+    pub fn checked_kind(&self, origin: &str) -> Result<VictimKind> {
+        let bad = |message: String| ModelError::BadDescription {
+            origin: origin.to_string(),
+            message,
+        };
+        if self.version != VICTIM_FORMAT_VERSION {
+            return Err(bad(format!(
+                "version {} (this build reads version {VICTIM_FORMAT_VERSION})",
+                self.version
+            )));
+        }
+        match (self.format.as_str(), self.kind) {
+            (VICTIM_FORMAT, Some(kind)) => Ok(kind),
+            (VICTIM_FORMAT, None) => Err(bad("no `kind` field".into())),
+            (LEGACY_CC_FORMAT, None | Some(VictimKind::Cc)) => Ok(VictimKind::Cc),
+            (other, _) => Err(bad(format!(
+                "format {other:?} (expected {VICTIM_FORMAT:?})"
+            ))),
+        }
+    }
+}
+
+/// A concrete victim model: what the shared save / load path needs to know about it.
+pub trait VictimModel: DifferentiableClusterModel + Sized {
+    /// Its tag in saved descriptions.
+    const KIND: VictimKind;
+    /// Its architecture (hyperparameters only), saved as the description's `config`.
+    type Config: Serialize + DeserializeOwned + Clone + fmt::Debug;
+
+    /// The architecture.
+    fn victim_config(&self) -> &Self::Config;
+    /// A model of this architecture with fresh weights (the loader then fills them in).
+    fn from_config(config: &Self::Config, device: &Device) -> Result<Self>;
+    /// How it was trained, if known.
+    fn training(&self) -> Option<&TrainingSummary>;
+    /// Replaces the training summary.
+    fn with_training(self, training: Option<TrainingSummary>) -> Self;
+
+    /// The JSON description of this model.
+    fn description(&self) -> Result<VictimDescription> {
+        Ok(VictimDescription {
+            format: VICTIM_FORMAT.to_string(),
+            version: VICTIM_FORMAT_VERSION,
+            kind: Some(Self::KIND),
+            config: serde_json::to_value(self.victim_config())
+                .map_err(|e| ModelError::Save(e.to_string()))?,
+            num_values: self.num_params(),
+            training: self.training().cloned(),
+        })
+    }
+
+    /// Saves the model into directory `dir` (created if needed): description and weights,
+    /// each written atomically.
+    fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        artifact::save_model_dir(dir.as_ref(), &self.description()?, self)
+    }
+
+    /// Rebuilds a model of this kind from a parsed description and its weights.
+    fn from_description(
+        description: VictimDescription,
+        weights: Vec<u8>,
+        device: &Device,
+        origin: &str,
+    ) -> Result<Self> {
+        let kind = description.checked_kind(origin)?;
+        if kind != Self::KIND {
+            return Err(ModelError::WrongKind {
+                origin: origin.to_string(),
+                expected: Self::KIND,
+                actual: kind,
+            });
+        }
+        let config: Self::Config =
+            serde_json::from_value(description.config).map_err(|e| ModelError::BadDescription {
+                origin: origin.to_string(),
+                message: format!("config of a {} victim: {e}", Self::KIND),
+            })?;
+        let model = Self::from_config(&config, device)?;
+        let model = artifact::load_weights(model, weights, origin)?;
+        Ok(model.with_training(description.training))
+    }
+
+    /// Loads a model of this kind saved with [`VictimModel::save`] (a directory of another kind
+    /// is [`ModelError::WrongKind`]; use [`Victim::load`] for any kind).
+    fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let (json, weights) = artifact::read_model_dir(dir)?;
+        let origin = dir.join(DESCRIPTION_FILE).display().to_string();
+        let description = artifact::parse_json(&json, &origin)?;
+        Self::from_description(description, weights, device, &dir.display().to_string())
+    }
+
+    /// Like [`VictimModel::load`], but fails with [`ModelError::ClusterCountMismatch`] unless the
+    /// saved model has `expected_k` clusters.
+    fn load_expecting(dir: impl AsRef<Path>, expected_k: usize, device: &Device) -> Result<Self> {
+        let model = Self::load(dir, device)?;
+        if model.num_clusters() != expected_k {
+            return Err(ModelError::ClusterCountMismatch {
+                expected: expected_k,
+                actual: model.num_clusters(),
+            });
+        }
+        Ok(model)
+    }
+
+    /// Loads a model of this kind from its description and weights held in memory.
+    fn from_bytes(description_json: &str, weights: &[u8], device: &Device) -> Result<Self> {
+        let description = artifact::parse_json(description_json.as_bytes(), "<bytes>")?;
+        Self::from_description(description, weights.to_vec(), device, "<bytes>")
+    }
+}
+
+/// Conveniences every [`DifferentiableClusterModel`] gets: host memberships, predictions and
+/// scores, computed in evaluation mode (no autodiff, BatchNorm running statistics).
+pub trait ClusterModelExt: DifferentiableClusterModel + Sized {
+    /// Checks that `[N, C, H, W]` images fit the model.
+    fn check_input(&self, dims: [usize; 4]) -> Result<()> {
+        let actual = [dims[1], dims[2], dims[3]];
+        let expected = self.input_shape();
+        if actual != expected {
+            return Err(ModelError::InputShape { expected, actual });
+        }
+        Ok(())
+    }
+
+    /// Soft memberships of a host batch in chunks of `chunk` images; row-major `[N, k]`.
+    fn memberships_host(
+        &self,
+        images: &ImageBatch,
+        chunk: usize,
+        device: &Device,
+    ) -> Result<Vec<f32>> {
+        self.check_input(images.dims())?;
+        let mut oracle = ModelOracle::new(self, device).with_max_batch(chunk);
+        Ok(oracle.memberships(images)?.data().to_vec())
+    }
+
+    /// Hard cluster assignments (argmax of the memberships).
+    fn predict(&self, images: &ImageBatch, device: &Device) -> Result<Vec<usize>> {
+        let m = self.memberships_host(images, 256, device)?;
+        Ok(argmax_rows(&m, self.num_clusters()))
+    }
+
+    /// NMI / ARI / ACC of the predicted clusters against `labels`.
+    fn evaluate(
+        &self,
+        images: &ImageBatch,
+        labels: &[usize],
+        device: &Device,
+    ) -> Result<ClusteringScores> {
+        if labels.len() != images.len() {
+            return Err(ModelError::LabelCount {
+                images: images.len(),
+                labels: labels.len(),
+            });
+        }
+        let pred = self.predict(images, device)?;
+        Ok(advclust_metrics::clustering_scores(labels, &pred)?)
+    }
+
+    /// Predicted clusters, their sizes and (given labels) the scores, in one pass.
+    fn cluster_report(
+        &self,
+        images: &ImageBatch,
+        labels: Option<&[usize]>,
+        device: &Device,
+    ) -> Result<(Option<ClusteringScores>, Vec<usize>)> {
+        let pred = self.predict(images, device)?;
+        let mut sizes = vec![0usize; self.num_clusters()];
+        pred.iter().for_each(|&p| sizes[p] += 1);
+        let scores = match labels {
+            Some(l) if l.len() != pred.len() => {
+                return Err(ModelError::LabelCount {
+                    images: pred.len(),
+                    labels: l.len(),
+                });
+            }
+            Some(l) => Some(advclust_metrics::clustering_scores(l, &pred)?),
+            None => None,
+        };
+        Ok((scores, sizes))
+    }
+}
+
+impl<M: DifferentiableClusterModel> ClusterModelExt for M {}
+
+macro_rules! victim_family {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal => $model:ty ),+ $(,)?) => {
+        /// Which victim a saved model is (its `kind` tag).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum VictimKind {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl VictimKind {
+            /// Every kind, in the order of the family.
+            pub const ALL: &'static [VictimKind] = &[$(VictimKind::$variant),+];
+
+            /// The tag (`cc`, `scan`, ...).
+            pub fn name(self) -> &'static str {
+                match self { $(VictimKind::$variant => $name),+ }
+            }
+        }
+
+        /// Any victim of the family: what the pipeline, the CLI, benches and tests hold.
+        ///
+        /// A burn module (an enum of the concrete models); implements
+        /// [`DifferentiableClusterModel`] by dispatch, so [`ModelOracle`] and the attack take it.
+        #[derive(Module, Debug)]
+        pub enum Victim {
+            $( $(#[$doc])* $variant($model), )+
+        }
+
+        $(
+            impl From<$model> for Victim {
+                fn from(model: $model) -> Self {
+                    Victim::$variant(model)
+                }
+            }
+        )+
+
+        impl Victim {
+            /// Which victim this is.
+            pub fn kind(&self) -> VictimKind {
+                match self { $(Victim::$variant(_) => VictimKind::$variant),+ }
+            }
+
+            /// How it was trained, if known.
+            pub fn training(&self) -> Option<&TrainingSummary> {
+                match self { $(Victim::$variant(m) => VictimModel::training(m)),+ }
+            }
+
+            /// The JSON description (kind, config, size, training summary).
+            pub fn description(&self) -> Result<VictimDescription> {
+                match self { $(Victim::$variant(m) => VictimModel::description(m)),+ }
+            }
+
+            /// Saves into directory `dir` (description and weights, atomically).
+            pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+                match self { $(Victim::$variant(m) => VictimModel::save(m, dir)),+ }
+            }
+
+            /// Rebuilds the victim a description names from its weights, dispatching on `kind`.
+            pub fn from_description(
+                description: VictimDescription,
+                weights: Vec<u8>,
+                device: &Device,
+                origin: &str,
+            ) -> Result<Self> {
+                match description.checked_kind(origin)? {
+                    $(VictimKind::$variant => Ok(Victim::$variant(
+                        <$model as VictimModel>::from_description(description, weights, device, origin)?,
+                    ))),+
+                }
+            }
+
+            fn dispatch_memberships(&self, images: Tensor<4>) -> Tensor<2> {
+                match self { $(Victim::$variant(m) => m.memberships(images)),+ }
+            }
+
+            fn dispatch_attack_output(&self, images: Tensor<4>) -> Tensor<2> {
+                match self { $(Victim::$variant(m) => m.attack_output(images)),+ }
+            }
+
+            fn dispatch_shape(&self) -> (usize, [usize; 3]) {
+                match self { $(Victim::$variant(m) => (m.num_clusters(), m.input_shape())),+ }
+            }
+        }
+    };
+}
+
+victim_family! {
+    /// CC, Contrastive Clustering (Li et al., AAAI 2021).
+    Cc = "cc" => CcModel,
+    /// SCAN (Van Gansbeke et al., ECCV 2020) on a SimCLR pretext, with self-labelling.
+    Scan = "scan" => ScanModel,
+}
+
+impl Victim {
+    /// Loads any saved victim directory, dispatching on the kind its description records.
+    ///
+    /// Errors (never panics): a missing file ([`ModelError::MissingCheckpoint`]), an unknown
+    /// kind or unreadable description ([`ModelError::BadDescription`]), a truncated or foreign
+    /// weights file ([`ModelError::CorruptCheckpoint`]), weights that do not fit the config
+    /// ([`ModelError::ArchitectureMismatch`]); each names the file.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let (json, weights) = artifact::read_model_dir(dir)?;
+        let origin = dir.join(DESCRIPTION_FILE).display().to_string();
+        let description = artifact::parse_json(&json, &origin)?;
+        Self::from_description(description, weights, device, &dir.display().to_string())
+    }
+
+    /// Loads a victim from its description and weights held in memory.
+    pub fn from_bytes(description_json: &str, weights: &[u8], device: &Device) -> Result<Self> {
+        let description = artifact::parse_json(description_json.as_bytes(), "<bytes>")?;
+        Self::from_description(description, weights.to_vec(), device, "<bytes>")
+    }
+}
+
+impl DifferentiableClusterModel for Victim {
+    fn num_clusters(&self) -> usize {
+        self.dispatch_shape().0
+    }
+
+    fn input_shape(&self) -> [usize; 3] {
+        self.dispatch_shape().1
+    }
+
+    fn memberships(&self, images: Tensor<4>) -> Tensor<2> {
+        self.dispatch_memberships(images)
+    }
+
+    fn attack_output(&self, images: Tensor<4>) -> Tensor<2> {
+        self.dispatch_attack_output(images)
+    }
+}
+
+impl fmt::Display for VictimKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for VictimKind {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        VictimKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = VictimKind::ALL.iter().map(|k| k.name()).collect();
+                ModelError::invalid(
+                    "victim kind",
+                    format!("unknown victim {s:?} (known: {})", names.join(", ")),
+                )
+            })
+    }
+}
