@@ -24,6 +24,7 @@ pub use advclust_plot as plot;
 pub use burn;
 
 pub mod pipeline;
+pub mod table;
 
 use burn::tensor::Device;
 

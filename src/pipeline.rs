@@ -422,14 +422,20 @@ pub fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, Error> {
 
 /// Writes `value` as pretty JSON to `path` (creating the parent directory).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Json(e.to_string()))?;
+    write_text(path, &(text + "\n"))
+}
+
+/// Writes `text` to `path` (parent directories created) through a temporary file and a rename,
+/// so a report is never left half-written.
+pub fn write_text(path: &Path, text: &str) -> Result<(), Error> {
     if let Some(parent) = path.parent() {
         create_dir(parent)?;
     }
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Json(e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(advclust_models::artifact::write_atomic(
+        path,
+        text.as_bytes(),
+    )?)
 }
 
 /// Creates `dir` and its parents (nothing for an empty path).

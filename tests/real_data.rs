@@ -19,7 +19,7 @@ fn root() -> PathBuf {
 fn embedded_victim_scores_its_record_on_the_shared_mnist_files() {
     let device = advclust::device(None).unwrap();
     let victim = VictimSpec::pretrained_cc_mnist().load(&device).unwrap();
-    let recorded = victim.training_summary().unwrap().scores.unwrap();
+    let recorded = victim.training().unwrap().scores.unwrap();
     let data = format!("mnist:{}", root().join("mnist").display())
         .parse::<DatasetSpec>()
         .unwrap()

@@ -36,6 +36,8 @@ enum Command {
     TrainPretext(train::TrainPretext),
     /// List the embedded victims with their recorded clean scores.
     Victims,
+    /// Paper Tables 1 and 2 on our victims and data: clean -> adversarial scores and calls.
+    Table1(Table1),
     /// Train the GAN attack against a victim, evaluate it, write report and figures.
     Attack(Attack),
     /// Score a victim on a dataset, clean or through a saved attack.
@@ -55,6 +57,25 @@ pub(crate) struct DataArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+}
+
+#[derive(Args, Debug)]
+struct Table1 {
+    /// Entries `<victim>@<dataset>` (e.g. pretrained-cc-mnist@mnist).
+    #[arg(long = "entry", required = true)]
+    entries: Vec<advclust::table::TableEntry>,
+    /// Generator training images per entry (evaluation uses the whole set).
+    #[arg(long, default_value_t = 2048)]
+    train_limit: usize,
+    /// NES epochs (the NES column's budget).
+    #[arg(long, default_value_t = 12)]
+    nes_epochs: usize,
+    /// Seed of every attack.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory: table1.json, table1.md and one folder of runs per entry.
+    #[arg(long, default_value = "runs/table1")]
+    out: PathBuf,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -234,10 +255,40 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::TrainVictim(a) => train::train_victim(a, &device, command_line),
         Command::TrainPretext(a) => train::train_pretext(a, &device, command_line),
         Command::Victims => train::list_victims(),
+        Command::Table1(a) => table1(a, &device, command_line),
         Command::Attack(a) => attack(a, &device, command_line),
         Command::Evaluate(a) => evaluate(a, &device, command_line),
         Command::Sweep(a) => sweep(a, &device, command_line),
     }
+}
+
+fn table1(
+    a: Table1,
+    device: &advclust::burn::tensor::Device,
+    command: String,
+) -> Result<(), Error> {
+    use advclust::table;
+    let settings = table::TableSettings {
+        train_limit: a.train_limit,
+        nes_epochs: a.nes_epochs,
+        seed: a.seed,
+        ..table::TableSettings::default()
+    };
+    let started = Instant::now();
+    let rows = table::run_table1(&a.entries, &settings, &a.out, device, &mut |row| {
+        println!("{}", table::markdown_row(row));
+    })?;
+    let json = serde_json::json!({
+        "command": command,
+        "settings": settings,
+        "rows": rows,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+    });
+    pipeline::write_json(&a.out.join("table1.json"), &json)?;
+    let md = format!("`{command}`\n\n{}", table::markdown_table(&rows));
+    pipeline::write_text(&a.out.join("table1.md"), &md)?;
+    println!("wrote {}/table1.json and table1.md", a.out.display());
+    Ok(())
 }
 
 fn attack_config(

@@ -67,5 +67,6 @@ pub use scan::{
     ScanConfig, ScanModel, ScanTrainConfig, ScanTrainReport, SelfLabelConfig, train_scan,
 };
 pub use victim::{
-    ClusterModelExt, TrainingSummary, Victim, VictimDescription, VictimKind, VictimModel,
+    ClusterModelExt, EpsilonSpace, TrainingSummary, Victim, VictimDescription, VictimKind,
+    VictimModel,
 };

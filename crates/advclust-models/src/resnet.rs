@@ -201,6 +201,11 @@ pub struct ResNet {
 }
 
 impl ResNet {
+    /// The stem convolution's weights `[stem_width, C, 3, 3]` (for inspection).
+    pub fn stem_weight(&self) -> Tensor<4> {
+        self.stem.weight.val()
+    }
+
     /// Features `[N, feature_dim]` of (already normalised) images `[N, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = relu(self.stem_bn.forward(self.stem.forward(x)));

@@ -109,6 +109,10 @@ pub trait VictimModel: DifferentiableClusterModel + Sized {
     /// Replaces the training summary.
     fn with_training(self, training: Option<TrainingSummary>) -> Self;
 
+    /// Per-channel standard deviation of the normalisation inside the model (1 for none): an
+    /// eps `e` in the victim's normalised space is `e * std_c` in `[0, 1]` pixels.
+    fn channel_std(&self) -> &[f32];
+
     /// The JSON description of this model.
     fn description(&self) -> Result<VictimDescription> {
         Ok(VictimDescription {
@@ -294,6 +298,11 @@ macro_rules! victim_family {
         )+
 
         impl Victim {
+            /// Per-channel standard deviation of the victim's internal normalisation.
+            pub fn channel_std(&self) -> &[f32] {
+                match self { $(Victim::$variant(m) => VictimModel::channel_std(m)),+ }
+            }
+
             /// Which victim this is.
             pub fn kind(&self) -> VictimKind {
                 match self { $(Victim::$variant(_) => VictimKind::$variant),+ }
@@ -387,6 +396,41 @@ impl DifferentiableClusterModel for Victim {
 
     fn attack_output(&self, images: Tensor<4>) -> Tensor<2> {
         self.dispatch_attack_output(images)
+    }
+}
+
+/// The space a reference attack's eps is given in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpsilonSpace {
+    /// `[0, 1]` pixels (CC has no normalisation).
+    Pixel,
+    /// The victim's normalised input (`(x - mean) / std`), as the authors' notebooks perturb.
+    Normalized,
+}
+
+impl VictimKind {
+    /// The L-inf eps the paper authors' notebooks train the generator with for this victim
+    /// (`attack-spec.md`, `victims-spec.md` section 0), and the space it is given in.
+    pub fn reference_epsilon(self) -> (f32, EpsilonSpace) {
+        match self {
+            VictimKind::Cc => (0.07, EpsilonSpace::Pixel),
+            VictimKind::Scan => (0.1, EpsilonSpace::Normalized),
+        }
+    }
+}
+
+impl Victim {
+    /// [`VictimKind::reference_epsilon`] converted to `[0, 1]` pixels with this victim's
+    /// normalisation (`eps_pixel = eps_norm * std`, the mean over channels for colour images).
+    pub fn reference_pixel_epsilon(&self) -> f32 {
+        match self.kind().reference_epsilon() {
+            (eps, EpsilonSpace::Pixel) => eps,
+            (eps, EpsilonSpace::Normalized) => {
+                let std = self.channel_std();
+                eps * std.iter().sum::<f32>() / std.len().max(1) as f32
+            }
+        }
     }
 }
 

@@ -170,11 +170,32 @@ fn pretext_then_scan_trains_saves_and_loads_through_the_victim_type() {
         pretext.model.embed_host(&images, &dev).unwrap()
     );
 
-    let (scan, report) =
-        train_scan(&tiny_scan_config(5), &loaded, &images, Some(&labels), &dev).unwrap();
+    let (scan, report) = train_scan(
+        &{
+            let mut c = tiny_scan_config(5);
+            c.selflabel = None;
+            c
+        },
+        &loaded,
+        &images,
+        Some(&labels),
+        &dev,
+    )
+    .unwrap();
+    // The whole network is trained: the backbone's weights moved away from the pretext's.
+    let w = |t: Tensor<4>| t.into_data().try_into_vec_as::<f32>().unwrap();
+    let before = w(loaded.model.backbone().stem_weight());
+    let after = w(scan.backbone().stem_weight());
+    assert_eq!(before.len(), after.len());
+    assert!(before.iter().zip(&after).any(|(a, b)| (a - b).abs() > 1e-6));
     assert_eq!(report.head_losses.len(), 2);
     assert_eq!(scan.config().selected_head, report.selected_head);
-    assert!(report.selflabel.is_some() && report.final_scores.is_some());
+    assert!(report.selflabel.is_none() && report.final_scores.is_some());
+    // With the self-labelling stage.
+    let (_, with_sl) =
+        train_scan(&tiny_scan_config(5), &loaded, &images, Some(&labels), &dev).unwrap();
+    assert_eq!(with_sl.selflabel.as_ref().map(|r| r.epochs.len()), Some(1));
+    assert!(with_sl.confident_fraction.is_some());
     // phi = every head's raw logits side by side; memberships = the selected head's softmax.
     let x = images.select(&[0, 1, 2]).unwrap().to_tensor(&dev);
     assert_eq!(scan.attack_output(x.clone()).dims(), [3, 4]);

@@ -228,6 +228,10 @@ impl VictimModel for CcModel {
         CcModel::new(config, 0, device)
     }
 
+    fn channel_std(&self) -> &[f32] {
+        &self.config.std
+    }
+
     fn training(&self) -> Option<&TrainingSummary> {
         self.training.as_ref()
     }

@@ -137,6 +137,11 @@ impl ScanModel {
         Ok(self)
     }
 
+    /// The backbone.
+    pub fn backbone(&self) -> &ResNet {
+        &self.backbone
+    }
+
     /// Backbone features `[N, feature_dim]` of `[0, 1]` images.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         self.backbone
@@ -169,6 +174,10 @@ impl VictimModel for ScanModel {
 
     fn from_config(config: &ScanConfig, device: &Device) -> Result<Self> {
         ScanModel::new(config, 0, device)
+    }
+
+    fn channel_std(&self) -> &[f32] {
+        &self.config.std
     }
 
     fn training(&self) -> Option<&TrainingSummary> {

@@ -424,7 +424,13 @@ pub fn train_scan(
     scan_config.validate()?;
     let device_train = config.run.training_device(device);
     let mut rng = StdRng::seed_from_u64(config.run.seed);
-    let backbone = pretext.model.backbone().clone().to_device(&device_train);
+    // The pretext's weights loaded into fresh parameters on the training device, so that
+    // the whole network (backbone included) is trained, as in SCAN.
+    let backbone = crate::artifact::load_weights(
+        scan_config.backbone.init(&mut rng, &device_train),
+        crate::artifact::weights_bytes(pretext.model.backbone())?,
+        "pretext backbone",
+    )?;
     let model = ScanModel::with_backbone(backbone, scan_config.clone(), &mut rng, &device_train);
     let mut step = ScanStep {
         images,
