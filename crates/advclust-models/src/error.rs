@@ -137,3 +137,26 @@ impl ModelError {
 
 /// Result alias of this crate.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// Implements `ParamGuard` for a config whose checked form is itself, through its private
+/// `validate(&self) -> Result<()>` (linfa's pattern for parameters without a separate valid
+/// type).
+macro_rules! validated_by_itself {
+    ($t:ty) => {
+        impl advclust_core::ParamGuard for $t {
+            type Checked = $t;
+            type Error = $crate::error::ModelError;
+
+            fn check_ref(&self) -> $crate::error::Result<&$t> {
+                self.validate()?;
+                Ok(self)
+            }
+
+            fn check(self) -> $crate::error::Result<$t> {
+                self.validate()?;
+                Ok(self)
+            }
+        }
+    };
+}
+pub(crate) use validated_by_itself;

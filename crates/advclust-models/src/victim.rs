@@ -284,6 +284,9 @@ macro_rules! victim_family {
         ///
         /// A burn module (an enum of the concrete models); implements
         /// [`DifferentiableClusterModel`] by dispatch, so [`ModelOracle`] and the attack take it.
+        // A victim is held once per process (loaded, then borrowed by the attack), so the
+        // size difference of the variants costs nothing worth a `Box` inside a burn module.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Module, Debug)]
         pub enum Victim {
             $( $(#[$doc])* $variant($model), )+

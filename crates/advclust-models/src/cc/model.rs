@@ -82,20 +82,7 @@ impl CcConfig {
     }
 }
 
-impl ParamGuard for CcConfig {
-    type Checked = CcConfig;
-    type Error = ModelError;
-
-    fn check_ref(&self) -> Result<&CcConfig> {
-        self.validate()?;
-        Ok(self)
-    }
-
-    fn check(self) -> Result<CcConfig> {
-        self.validate()?;
-        Ok(self)
-    }
-}
+crate::error::validated_by_itself!(CcConfig);
 
 /// The outputs of one CC forward pass.
 #[derive(Debug, Clone)]

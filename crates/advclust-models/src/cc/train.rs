@@ -160,20 +160,7 @@ impl CcTrainConfig {
     }
 }
 
-impl ParamGuard for CcTrainConfig {
-    type Checked = CcTrainConfig;
-    type Error = ModelError;
-
-    fn check_ref(&self) -> Result<&CcTrainConfig> {
-        self.validate()?;
-        Ok(self)
-    }
-
-    fn check(self) -> Result<CcTrainConfig> {
-        self.validate()?;
-        Ok(self)
-    }
-}
+crate::error::validated_by_itself!(CcTrainConfig);
 
 /// What happened in one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

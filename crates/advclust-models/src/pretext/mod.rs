@@ -81,20 +81,7 @@ impl SimClrConfig {
     }
 }
 
-impl ParamGuard for SimClrConfig {
-    type Checked = SimClrConfig;
-    type Error = ModelError;
-
-    fn check_ref(&self) -> Result<&SimClrConfig> {
-        self.validate()?;
-        Ok(self)
-    }
-
-    fn check(self) -> Result<SimClrConfig> {
-        self.validate()?;
-        Ok(self)
-    }
-}
+crate::error::validated_by_itself!(SimClrConfig);
 
 /// A SimCLR model: ResNet backbone and MLP projection head.
 #[derive(Module, Debug)]

@@ -70,20 +70,7 @@ impl ScanConfig {
     }
 }
 
-impl ParamGuard for ScanConfig {
-    type Checked = ScanConfig;
-    type Error = ModelError;
-
-    fn check_ref(&self) -> Result<&ScanConfig> {
-        self.validate()?;
-        Ok(self)
-    }
-
-    fn check(self) -> Result<ScanConfig> {
-        self.validate()?;
-        Ok(self)
-    }
-}
+crate::error::validated_by_itself!(ScanConfig);
 
 /// A SCAN clustering model: ResNet backbone and linear cluster heads.
 #[derive(Module, Debug)]
