@@ -39,13 +39,22 @@ impl EmbeddedVictim {
 }
 
 /// Every embedded victim.
-pub const EMBEDDED: &[EmbeddedVictim] = &[EmbeddedVictim {
-    name: "pretrained-cc-mnist",
-    kind: VictimKind::Cc,
-    dataset: "mnist",
-    description: include_str!("../assets/cc-mnist/model.json"),
-    weights: include_bytes!("../assets/cc-mnist/model.bpk"),
-}];
+pub const EMBEDDED: &[EmbeddedVictim] = &[
+    EmbeddedVictim {
+        name: "pretrained-cc-mnist",
+        kind: VictimKind::Cc,
+        dataset: "mnist",
+        description: include_str!("../assets/cc-mnist/model.json"),
+        weights: include_bytes!("../assets/cc-mnist/model.bpk"),
+    },
+    EmbeddedVictim {
+        name: "pretrained-scan-mnist",
+        kind: VictimKind::Scan,
+        dataset: "mnist",
+        description: include_str!("../assets/scan-mnist/model.json"),
+        weights: include_bytes!("../assets/scan-mnist/model.bpk"),
+    },
+];
 
 /// Burnpack weights of the embedded CC MNIST model.
 pub const CC_MNIST_WEIGHTS: &[u8] = EMBEDDED[0].weights;

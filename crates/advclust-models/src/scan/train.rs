@@ -270,12 +270,13 @@ impl TrainingStep<ScanModel> for SelfLabelStep<'_> {
         let b = batch.len();
         let host = gather_images(self.images.data(), c * h * w, batch);
         let strong = augment_batch(&host, [b, c, h, w], &self.config.augment, rng)?;
-        let mut views = host;
-        views.extend(strong);
-        let x = Tensor::<4>::from_data(TensorData::new(views, [2 * b, c, h, w]), device);
-        let logits = model.logits(x);
-        let weak = softmax(logits.clone().narrow(0, 0, b).detach(), 1);
+        // Two passes, as SCAN: targets from the un-augmented images (no gradient), the loss on
+        // the strongly augmented ones; BatchNorm sees each batch on its own.
+        let weak_x = Tensor::<4>::from_data(TensorData::new(host, [b, c, h, w]), device);
+        let weak = softmax(model.logits(weak_x).detach(), 1);
         let weak = tensor_to_vec(weak.into_data())?;
+        let strong_x = Tensor::<4>::from_data(TensorData::new(strong, [b, c, h, w]), device);
+        let logits = model.logits(strong_x);
         let targets = argmax_rows(&weak, self.k);
         // Class-balanced weights over the confident targets (SCAN's ConfidenceBasedCE).
         let mut counts = vec![0usize; self.k];
@@ -296,7 +297,7 @@ impl TrainingStep<ScanModel> for SelfLabelStep<'_> {
                 denom += wc;
             }
         }
-        let strong_log_p = log_softmax(logits.narrow(0, b, b), 1);
+        let strong_log_p = log_softmax(logits, 1);
         let wt = Tensor::<2>::from_data(TensorData::new(weights, [b, self.k]), device);
         let ce = (strong_log_p * wt).sum().neg().div_scalar(denom.max(1.0));
         let fraction =
@@ -480,8 +481,12 @@ pub fn train_scan(
             config: sl,
             k,
         };
+        // The SCAN stage's loss history identifies the weights self-labelling starts from, so
+        // a resumed run never continues a self-labelling checkpoint of another SCAN stage.
+        let scan_losses: Vec<f64> = scan_run.epochs.iter().map(|e| e.loss).collect();
         let fingerprint = serde_json::json!({
             "model": model.config(), "augment": sl.augment, "threshold": sl.threshold,
+            "start": scan_losses,
         });
         // A fresh copy of the weights on the stage's device: no tensor of the SCAN stage's
         // graph reaches the self-labelling graph.
