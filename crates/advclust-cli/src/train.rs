@@ -197,15 +197,7 @@ pub(crate) fn train_victim(
                 CcConfig::new([c, h, w], k, &a.backbone.widths).with_backbone(a.backbone.config(c));
             let mut config = CcTrainConfig::new(model);
             config.dataset = a.data.dataset.to_string();
-            config.epochs = run.epochs;
-            config.batch_size = run.batch_size;
-            config.learning_rate = run.learning_rate;
-            config.seed = run.seed;
-            config.checkpoint_dir = run.checkpoint_dir;
-            config.resume = run.resume;
-            config.eval_every = run.eval_every;
-            config.checkpoint_every = run.checkpoint_every;
-            config.max_steps_per_epoch = run.max_steps_per_epoch;
+            config.run = run;
             config.augment = augment;
             let (model, report) =
                 advclust::models::train_cc(&config, &images, Some(data.labels()), device)?;

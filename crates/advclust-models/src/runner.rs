@@ -159,6 +159,23 @@ pub struct Evaluation {
     pub metrics: Vec<(String, f64)>,
 }
 
+impl Evaluation {
+    /// The predicted clusters' sizes and, given labels, their scores.
+    pub fn of_clusters<M: crate::victim::ClusterModelExt>(
+        model: &M,
+        images: &advclust_core::ImageBatch,
+        labels: Option<&[usize]>,
+        device: &Device,
+    ) -> Result<Self> {
+        let (scores, sizes) = model.cluster_report(images, labels, device)?;
+        Ok(Evaluation {
+            scores,
+            cluster_sizes: Some(sizes),
+            metrics: Vec::new(),
+        })
+    }
+}
+
 /// One model's training step: the runner calls [`TrainingStep::loss`] once per batch.
 pub trait TrainingStep<M> {
     /// The loss of the items `batch` (indices into the training set); draw every random choice

@@ -51,6 +51,28 @@ pub struct TrainingSummary {
     pub command: Option<String>,
 }
 
+impl TrainingSummary {
+    /// The summary of a run of `run` on `num_images` images of `dataset` (no command recorded).
+    pub fn of_run(
+        dataset: &str,
+        num_images: usize,
+        run: &crate::runner::RunConfig,
+        train_seconds: f64,
+        scores: Option<ClusteringScores>,
+    ) -> Self {
+        TrainingSummary {
+            dataset: dataset.to_string(),
+            num_images,
+            epochs: run.epochs,
+            batch_size: run.batch_size,
+            seed: run.seed,
+            train_seconds,
+            scores,
+            command: None,
+        }
+    }
+}
+
 /// The JSON description saved next to a victim's weights ([`DESCRIPTION_FILE`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VictimDescription {

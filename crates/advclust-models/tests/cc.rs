@@ -63,12 +63,12 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 fn tiny_train_config(seed: u64) -> CcTrainConfig {
     let mut cfg = CcTrainConfig::new(tiny_config([1, 12, 12], 2));
-    cfg.epochs = 2;
-    cfg.batch_size = 16;
-    cfg.learning_rate = 1e-3;
-    cfg.seed = seed;
-    cfg.progress = false;
-    cfg.log_epochs = false;
+    cfg.run.epochs = 2;
+    cfg.run.batch_size = 16;
+    cfg.run.learning_rate = 1e-3;
+    cfg.run.seed = seed;
+    cfg.run.progress = false;
+    cfg.run.log_epochs = false;
     cfg
 }
 
@@ -216,17 +216,17 @@ fn resume_continues_like_an_uninterrupted_run() {
     let dir = std::env::temp_dir().join(format!("advclust-cc-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut cfg = tiny_train_config(14);
-    cfg.epochs = 3;
+    cfg.run.epochs = 3;
     let (_, full) = train_cc(&cfg, &images, Some(&labels), &dev).unwrap();
 
     let mut first = cfg.clone();
-    first.epochs = 2;
-    first.checkpoint_dir = Some(dir.clone());
-    first.checkpoint_every = 1;
+    first.run.epochs = 2;
+    first.run.checkpoint_dir = Some(dir.clone());
+    first.run.checkpoint_every = 1;
     train_cc(&first, &images, Some(&labels), &dev).unwrap();
     let mut second = first.clone();
-    second.epochs = 3;
-    second.resume = true;
+    second.run.epochs = 3;
+    second.run.resume = true;
     let (_, resumed) = train_cc(&second, &images, Some(&labels), &dev).unwrap();
     assert_eq!(resumed.resumed_after_epoch, Some(2));
     assert_eq!(resumed.steps, 32 / 16);
@@ -355,7 +355,7 @@ fn invalid_configs_are_rejected_up_front() {
     assert!(CcModel::new(&bad, 0, &device()).is_err());
 
     let mut train = tiny_train_config(0);
-    train.batch_size = 1;
+    train.run.batch_size = 1;
     assert!(matches!(
         train.check_ref(),
         Err(ModelError::InvalidConfig {
@@ -453,8 +453,8 @@ fn augmentations_are_seeded_and_stay_in_range() {
 fn training_learns_the_synthetic_clusters() {
     let (images, labels) = synthetic(64, 30);
     let mut cfg = tiny_train_config(31);
-    cfg.epochs = 6;
-    cfg.learning_rate = 3e-3;
+    cfg.run.epochs = 6;
+    cfg.run.learning_rate = 3e-3;
     let (_, report) = train_cc(&cfg, &images, Some(&labels), &device()).unwrap();
     let scores = report.final_scores.unwrap();
     assert!(report.epochs.iter().all(|e| e.loss.is_finite()));

@@ -1,7 +1,5 @@
 //! Seeded CC training on a host image set: augment, contrast, step, evaluate, checkpoint.
 
-use std::path::PathBuf;
-
 use advclust_core::{ImageBatch, ParamGuard, ValueBox};
 use advclust_metrics::ClusteringScores;
 use burn::module::Module;
@@ -20,7 +18,7 @@ use crate::victim::{ClusterModelExt, TrainingSummary};
 
 /// Name of the sub-directory of [`CcTrainConfig::checkpoint_dir`] that holds the latest
 /// checkpoint (model, optimizer state, progress): the runner's stage name.
-pub const CHECKPOINT_SUBDIR: &str = "checkpoint";
+pub const CHECKPOINT_SUBDIR: &str = "cc";
 
 /// Everything a CC training run needs besides the data.
 ///
@@ -33,16 +31,6 @@ pub struct CcTrainConfig {
     pub model: CcConfig,
     /// Name of the training set (for the report and the saved model's summary).
     pub dataset: String,
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Images per step (each seen through two augmentations, so `2 * batch_size` per forward).
-    pub batch_size: usize,
-    /// Adam learning rate (constant).
-    pub learning_rate: f64,
-    /// Adam weight decay (0 for none, as in CC).
-    pub weight_decay: f64,
-    /// Adam epsilon (1e-8 as in PyTorch; burn's default is 1e-5).
-    pub adam_epsilon: f32,
     /// Temperature of the instance-level NT-Xent (0.5 in CC).
     pub instance_temperature: f64,
     /// Temperature of the cluster-level NT-Xent (1.0 in CC).
@@ -51,25 +39,12 @@ pub struct CcTrainConfig {
     pub entropy_weight: f64,
     /// The augmentations producing the two views.
     pub augment: AugmentConfig,
-    /// Seed of everything random: weights, shuffles, augmentations, `device.seed`.
-    pub seed: u64,
     /// Replace the model's `mean` / `std` by the training set's per-channel statistics.
     pub normalize_from_data: bool,
-    /// Evaluate NMI / ARI / ACC on the training set every this many epochs (and after the
-    /// last); 0 never. Needs labels.
-    pub eval_every: usize,
-    /// Stop each epoch after this many steps (for timing runs); `None` for full epochs.
-    pub max_steps_per_epoch: Option<usize>,
-    /// Directory for checkpoints (`<dir>/checkpoint/`); `None` for no checkpoints.
-    pub checkpoint_dir: Option<PathBuf>,
-    /// Write a checkpoint every this many epochs (and after the last).
-    pub checkpoint_every: usize,
-    /// Continue from the checkpoint in `checkpoint_dir` if there is one.
-    pub resume: bool,
-    /// Draw a progress bar (only when stderr is a terminal).
-    pub progress: bool,
-    /// Print one line per epoch (loss, and scores when evaluated) to stderr.
-    pub log_epochs: bool,
+    /// Epochs, batch (images per step, each seen through two augmentations), Adam settings,
+    /// seed (weights, shuffles, augmentations, `device.seed`), evaluation, checkpoints
+    /// (`<dir>/checkpoint/`).
+    pub run: RunConfig,
 }
 
 impl CcTrainConfig {
@@ -78,27 +53,18 @@ impl CcTrainConfig {
     /// channels, normalisation from the data, evaluation every epoch, no checkpoints.
     pub fn new(model: CcConfig) -> Self {
         let augment = AugmentConfig::for_channels(model.input_shape[0]);
+        let mut run = RunConfig::new(100, 256, 3e-4);
+        run.eval_every = 1;
+        run.checkpoint_every = 10;
         CcTrainConfig {
             model,
             dataset: "unnamed".to_string(),
-            epochs: 100,
-            batch_size: 256,
-            learning_rate: 3e-4,
-            weight_decay: 0.0,
-            adam_epsilon: 1e-8,
             instance_temperature: 0.5,
             cluster_temperature: 1.0,
             entropy_weight: 1.0,
             augment,
-            seed: 0,
             normalize_from_data: true,
-            eval_every: 1,
-            max_steps_per_epoch: None,
-            checkpoint_dir: None,
-            checkpoint_every: 10,
-            resume: false,
-            progress: true,
-            log_epochs: true,
+            run,
         }
     }
 
@@ -115,20 +81,12 @@ impl CcTrainConfig {
                 ))
             }
         };
-        positive("learning_rate", self.learning_rate)?;
         positive("instance_temperature", self.instance_temperature)?;
         positive("cluster_temperature", self.cluster_temperature)?;
-        positive("adam_epsilon", self.adam_epsilon as f64)?;
         if self.instance_temperature < 0.05 || self.cluster_temperature < 0.05 {
             return Err(ModelError::invalid(
                 "temperature",
                 "temperatures below 0.05 overflow the exponentials",
-            ));
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(ModelError::invalid(
-                "weight_decay",
-                "must be finite and >= 0",
             ));
         }
         if !(self.entropy_weight.is_finite() && self.entropy_weight >= 0.0) {
@@ -137,26 +95,7 @@ impl CcTrainConfig {
                 "must be finite and >= 0",
             ));
         }
-        self.run_config().validate()
-    }
-
-    /// The runner settings of this configuration.
-    pub fn run_config(&self) -> RunConfig {
-        RunConfig {
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            weight_decay: self.weight_decay,
-            adam_epsilon: self.adam_epsilon,
-            seed: self.seed,
-            eval_every: self.eval_every,
-            max_steps_per_epoch: self.max_steps_per_epoch,
-            checkpoint_dir: self.checkpoint_dir.clone(),
-            checkpoint_every: self.checkpoint_every,
-            resume: self.resume,
-            progress: self.progress,
-            log_epochs: self.log_epochs,
-        }
+        self.run.validate()
     }
 }
 
@@ -266,15 +205,9 @@ impl TrainingStep<CcModel> for CcStep<'_> {
     }
 
     fn evaluate(&mut self, model: &CcModel, device: &Device) -> Result<Option<Evaluation>> {
-        let Some(labels) = self.labels else {
-            return Ok(None);
-        };
-        let (scores, sizes) = model.cluster_report(self.images, Some(labels), device)?;
-        Ok(Some(Evaluation {
-            scores,
-            cluster_sizes: Some(sizes),
-            metrics: Vec::new(),
-        }))
+        self.labels
+            .map(|l| Evaluation::of_clusters(model, self.images, Some(l), device))
+            .transpose()
     }
 }
 
@@ -306,7 +239,7 @@ impl EpochRecord {
 /// Trains a CC model, calling `on_epoch` after every epoch.
 ///
 /// Runs on the shared [`crate::runner`] on `device` with autodiff (added if `device` lacks it).
-/// Every random choice comes from `config.seed`: the initial weights, and per epoch a `StdRng`
+/// Every random choice comes from `config.run.seed`: the initial weights, and per epoch a `StdRng`
 /// derived from the seed and the epoch number for the shuffle and the augmentations (so a
 /// resumed run sees the same batches). Incomplete last batches are dropped.
 pub fn train_cc_with(
@@ -344,9 +277,9 @@ pub fn train_cc_with(
         config.model.std = std;
         config.model.check_ref()?;
     }
-    let run = config.run_config();
+    let run = config.run.clone();
     let device = run.training_device(device);
-    let model = CcModel::new(&config.model, config.seed, &device)?;
+    let model = CcModel::new(&config.model, config.run.seed, &device)?;
     let fingerprint = serde_json::json!({
         "model": config.model,
         "augment": config.augment,
@@ -371,19 +304,16 @@ pub fn train_cc_with(
     let history: Vec<EpochRecord> = report.epochs.iter().map(EpochRecord::from_log).collect();
     let final_scores = match (report.final_scores(), labels) {
         (Some(s), _) => Some(s),
-        (None, Some(l)) if config.eval_every > 0 => Some(model.evaluate(images, l, &device)?),
+        (None, Some(l)) if config.run.eval_every > 0 => Some(model.evaluate(images, l, &device)?),
         _ => None,
     };
-    let summary = TrainingSummary {
-        dataset: config.dataset.clone(),
-        num_images: n,
-        epochs: config.epochs,
-        batch_size: config.batch_size,
-        seed: config.seed,
-        train_seconds: report.train_seconds,
-        scores: final_scores,
-        command: None,
-    };
+    let summary = TrainingSummary::of_run(
+        &config.dataset,
+        n,
+        &config.run,
+        report.train_seconds,
+        final_scores,
+    );
     let model = model.with_training_summary(summary);
     let report = CcTrainReport {
         num_images: n,

@@ -435,16 +435,8 @@ pub fn train_pretext(
     let neighbor_agreement = labels.map(|l| neighbors.label_agreement(l)).transpose()?;
     let mining_seconds = mine_start.elapsed().as_secs_f64();
     let model = model.valid();
-    let training = TrainingSummary {
-        dataset: config.dataset.clone(),
-        num_images: n,
-        epochs: config.run.epochs,
-        batch_size: config.run.batch_size,
-        seed: config.run.seed,
-        train_seconds: run.train_seconds,
-        scores: None,
-        command: None,
-    };
+    let training =
+        TrainingSummary::of_run(&config.dataset, n, &config.run, run.train_seconds, None);
     let report = PretextReport {
         config,
         run,

@@ -239,14 +239,13 @@ impl TrainingStep<ScanModel> for ScanStep<'_> {
             device,
         )?;
         let model = model.clone().with_selected_head(best)?;
-        let (scores, sizes) = model.cluster_report(self.images, self.labels, device)?;
+        let clusters = Evaluation::of_clusters(&model, self.images, self.labels, device)?;
         Ok(Some(Evaluation {
-            scores,
-            cluster_sizes: Some(sizes),
             metrics: vec![
                 ("best head".into(), best as f64),
                 ("selection loss".into(), losses[best]),
             ],
+            ..clusters
         }))
     }
 }
@@ -309,12 +308,7 @@ impl TrainingStep<ScanModel> for SelfLabelStep<'_> {
     }
 
     fn evaluate(&mut self, model: &ScanModel, device: &Device) -> Result<Option<Evaluation>> {
-        let (scores, sizes) = model.cluster_report(self.images, self.labels, device)?;
-        Ok(Some(Evaluation {
-            scores,
-            cluster_sizes: Some(sizes),
-            metrics: Vec::new(),
-        }))
+        Evaluation::of_clusters(model, self.images, self.labels, device).map(Some)
     }
 }
 
@@ -513,16 +507,9 @@ pub fn train_scan(
     let (final_scores, final_cluster_sizes) = model.cluster_report(images, labels, device)?;
     let train_seconds =
         scan_run.train_seconds + selflabel.as_ref().map_or(0.0, |r| r.train_seconds);
-    let summary = TrainingSummary {
-        dataset: config.dataset.clone(),
-        num_images: n,
-        epochs: config.run.epochs + config.selflabel.as_ref().map_or(0, |s| s.run.epochs),
-        batch_size: config.run.batch_size,
-        seed: config.run.seed,
-        train_seconds,
-        scores: final_scores,
-        command: None,
-    };
+    let mut summary =
+        TrainingSummary::of_run(&config.dataset, n, &config.run, train_seconds, final_scores);
+    summary.epochs += config.selflabel.as_ref().map_or(0, |s| s.run.epochs);
     let model = crate::victim::VictimModel::with_training(model, Some(summary));
     let report = ScanTrainReport {
         config: config.clone(),
