@@ -16,25 +16,32 @@ fn root() -> PathBuf {
 
 #[test]
 #[ignore = "needs ../shared/data (run with --ignored)"]
-fn embedded_victim_scores_its_record_on_the_shared_mnist_files() {
+fn every_embedded_victim_scores_its_record_on_the_shared_mnist_files() {
     let device = advclust::device(None).unwrap();
-    let victim = VictimSpec::pretrained_cc_mnist().load(&device).unwrap();
-    let recorded = victim.training().unwrap().scores.unwrap();
     let data = format!("mnist:{}", root().join("mnist").display())
         .parse::<DatasetSpec>()
         .unwrap()
         .load(None, 0)
         .unwrap();
     assert_eq!(data.len(), 10_000);
-    let mut oracle = ModelOracle::new(&victim, &device);
-    let clean =
-        pipeline::evaluate_clean(&mut oracle, &data.to_image_batch().unwrap(), data.labels())
+    let images = data.to_image_batch().unwrap();
+    for embedded in advclust::models::EMBEDDED {
+        let victim = embedded
+            .name
+            .parse::<VictimSpec>()
+            .unwrap()
+            .load(&device)
             .unwrap();
-    assert!(
-        (clean.scores.nmi - recorded.nmi).abs() < 1e-6,
-        "{clean:?} vs {recorded:?}"
-    );
-    assert!((clean.scores.acc - recorded.acc).abs() < 1e-6);
+        let recorded = victim.training().unwrap().scores.unwrap();
+        let mut oracle = ModelOracle::new(&victim, &device);
+        let clean = pipeline::evaluate_clean(&mut oracle, &images, data.labels()).unwrap();
+        assert!(
+            (clean.scores.nmi - recorded.nmi).abs() < 1e-6,
+            "{}: {clean:?} vs {recorded:?}",
+            embedded.name
+        );
+        assert!((clean.scores.acc - recorded.acc).abs() < 1e-6);
+    }
 }
 
 #[test]

@@ -16,7 +16,7 @@ use crate::runner::{
 };
 use crate::victim::{ClusterModelExt, TrainingSummary};
 
-/// Name of the sub-directory of [`CcTrainConfig::checkpoint_dir`] that holds the latest
+/// Name of the sub-directory of the run's [`RunConfig::checkpoint_dir`] that holds the latest
 /// checkpoint (model, optimizer state, progress): the runner's stage name.
 pub const CHECKPOINT_SUBDIR: &str = "cc";
 
@@ -43,7 +43,7 @@ pub struct CcTrainConfig {
     pub normalize_from_data: bool,
     /// Epochs, batch (images per step, each seen through two augmentations), Adam settings,
     /// seed (weights, shuffles, augmentations, `device.seed`), evaluation, checkpoints
-    /// (`<dir>/checkpoint/`).
+    /// (`<dir>/cc/`).
     pub run: RunConfig,
 }
 
