@@ -572,3 +572,24 @@ pub fn gather_images(data: &[f32], image_len: usize, idx: &[usize]) -> Vec<f32> 
     }
     host
 }
+
+/// Two augmented views of the images `idx` of `images`, stacked as one `[2B, C, H, W]` tensor on
+/// `device` (view 1 of every image, then view 2; each drawn from `rng` in that order).
+pub fn two_views(
+    images: &advclust_core::ImageBatch,
+    idx: &[usize],
+    augment: &crate::augment::AugmentConfig,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Result<Tensor<4>> {
+    let [_, c, h, w] = images.dims();
+    let b = idx.len();
+    let host = gather_images(images.data(), c * h * w, idx);
+    let dims = [b, c, h, w];
+    let mut views = crate::augment::augment_batch(&host, dims, augment, rng)?;
+    views.extend(crate::augment::augment_batch(&host, dims, augment, rng)?);
+    Ok(Tensor::from_data(
+        burn::tensor::TensorData::new(views, [2 * b, c, h, w]),
+        device,
+    ))
+}

@@ -3,16 +3,16 @@
 use advclust_core::{ImageBatch, ParamGuard, ValueBox};
 use advclust_metrics::ClusteringScores;
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::augment::{AugmentConfig, augment_batch};
+use crate::augment::AugmentConfig;
 use crate::cc::loss::cc_loss;
 use crate::cc::{CcConfig, CcModel};
 use crate::error::{ModelError, Result};
 use crate::runner::{
-    EpochLog, Evaluation, RunConfig, StepLoss, TrainingStep, gather_images, run_training,
+    EpochLog, Evaluation, RunConfig, StepLoss, TrainingStep, run_training, two_views,
 };
 use crate::victim::{ClusterModelExt, TrainingSummary};
 
@@ -177,13 +177,8 @@ impl TrainingStep<CcModel> for CcStep<'_> {
         rng: &mut StdRng,
         device: &Device,
     ) -> Result<StepLoss> {
-        let [_, c, h, w] = self.images.dims();
         let b = batch.len();
-        let host = gather_images(self.images.data(), c * h * w, batch);
-        let dims = [b, c, h, w];
-        let mut views = augment_batch(&host, dims, &self.config.augment, rng)?;
-        views.extend(augment_batch(&host, dims, &self.config.augment, rng)?);
-        let x = Tensor::<4>::from_data(TensorData::new(views, [2 * b, c, h, w]), device);
+        let x = two_views(self.images, batch, &self.config.augment, rng, device)?;
         let out = model.forward(x);
         let loss = cc_loss(
             out.instance.clone().narrow(0, 0, b),

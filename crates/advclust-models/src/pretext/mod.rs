@@ -14,19 +14,19 @@ use std::path::Path;
 
 use advclust_core::{ImageBatch, ParamGuard, ValueBox};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{self, DESCRIPTION_FILE};
-use crate::augment::{AugmentConfig, augment_batch};
+use crate::augment::AugmentConfig;
 use crate::cc::loss::nt_xent;
 use crate::error::{ModelError, Result};
 use crate::norm::{check_input_shape, check_normalization, l2_normalize_rows, normalize};
 use crate::resnet::{MlpHead, ResNet, ResNetConfig};
 use crate::runner::{
-    Evaluation, RunConfig, RunReport, StepLoss, TrainingStep, gather_images, run_training,
+    Evaluation, RunConfig, RunReport, StepLoss, TrainingStep, run_training, two_views,
 };
 use crate::victim::TrainingSummary;
 
@@ -339,13 +339,8 @@ impl TrainingStep<SimClrModel> for SimClrStep<'_> {
         rng: &mut StdRng,
         device: &Device,
     ) -> Result<StepLoss> {
-        let [_, c, h, w] = self.images.dims();
         let b = batch.len();
-        let host = gather_images(self.images.data(), c * h * w, batch);
-        let dims = [b, c, h, w];
-        let mut views = augment_batch(&host, dims, self.augment, rng)?;
-        views.extend(augment_batch(&host, dims, self.augment, rng)?);
-        let x = Tensor::<4>::from_data(TensorData::new(views, [2 * b, c, h, w]), device);
+        let x = two_views(self.images, batch, self.augment, rng, device)?;
         let z = model.embed(x);
         let total = nt_xent(
             z.clone().narrow(0, 0, b),
