@@ -160,14 +160,32 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// The predicted clusters' sizes and, given labels, their scores.
+    /// The predicted clusters' sizes and, given labels, their scores (one pass over `images`).
     pub fn of_clusters<M: crate::victim::ClusterModelExt>(
         model: &M,
         images: &advclust_core::ImageBatch,
         labels: Option<&[usize]>,
         device: &Device,
     ) -> Result<Self> {
-        let (scores, sizes) = model.cluster_report(images, labels, device)?;
+        let m = model.memberships_host(images, 500, device)?;
+        Self::of_memberships(&m, model.num_clusters(), labels)
+    }
+
+    /// The same from memberships already computed (row-major `[N, k]`).
+    pub fn of_memberships(memberships: &[f32], k: usize, labels: Option<&[usize]>) -> Result<Self> {
+        let pred = advclust_core::argmax_rows(memberships, k);
+        let mut sizes = vec![0usize; k];
+        pred.iter().for_each(|&p| sizes[p] += 1);
+        let scores = match labels {
+            Some(l) if l.len() != pred.len() => {
+                return Err(ModelError::LabelCount {
+                    images: pred.len(),
+                    labels: l.len(),
+                });
+            }
+            Some(l) => Some(advclust_metrics::clustering_scores(l, &pred)?),
+            None => None,
+        };
         Ok(Evaluation {
             scores,
             cluster_sizes: Some(sizes),

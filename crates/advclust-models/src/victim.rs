@@ -256,29 +256,6 @@ pub trait ClusterModelExt: DifferentiableClusterModel + Sized {
         let pred = self.predict(images, device)?;
         Ok(advclust_metrics::clustering_scores(labels, &pred)?)
     }
-
-    /// Predicted clusters, their sizes and (given labels) the scores, in one pass.
-    fn cluster_report(
-        &self,
-        images: &ImageBatch,
-        labels: Option<&[usize]>,
-        device: &Device,
-    ) -> Result<(Option<ClusteringScores>, Vec<usize>)> {
-        let pred = self.predict(images, device)?;
-        let mut sizes = vec![0usize; self.num_clusters()];
-        pred.iter().for_each(|&p| sizes[p] += 1);
-        let scores = match labels {
-            Some(l) if l.len() != pred.len() => {
-                return Err(ModelError::LabelCount {
-                    images: pred.len(),
-                    labels: l.len(),
-                });
-            }
-            Some(l) => Some(advclust_metrics::clustering_scores(l, &pred)?),
-            None => None,
-        };
-        Ok((scores, sizes))
-    }
 }
 
 impl<M: DifferentiableClusterModel> ClusterModelExt for M {}

@@ -18,7 +18,7 @@ use crate::runner::{
     Evaluation, RunConfig, RunReport, StepLoss, TrainingStep, gather_images, run_training,
 };
 use crate::scan::{MAX_HEADS, ScanConfig, ScanModel};
-use crate::victim::{ClusterModelExt, TrainingSummary};
+use crate::victim::TrainingSummary;
 
 /// The self-labelling stage: cross-entropy on strongly augmented images against the model's
 /// own confident predictions on the un-augmented ones.
@@ -231,19 +231,19 @@ impl TrainingStep<ScanModel> for ScanStep<'_> {
     }
 
     fn evaluate(&mut self, model: &ScanModel, device: &Device) -> Result<Option<Evaluation>> {
-        let (losses, best) = select_head(
+        let sel = select_head(
             model,
             self.images,
             self.neighbors,
             self.config.selection_neighbors,
             device,
         )?;
-        let model = model.clone().with_selected_head(best)?;
-        let clusters = Evaluation::of_clusters(&model, self.images, self.labels, device)?;
+        let k = model.config().num_clusters;
+        let clusters = Evaluation::of_memberships(&sel.memberships, k, self.labels)?;
         Ok(Some(Evaluation {
             metrics: vec![
-                ("best head".into(), best as f64),
-                ("selection loss".into(), losses[best]),
+                ("best head".into(), sel.best as f64),
+                ("selection loss".into(), sel.losses[sel.best]),
             ],
             ..clusters
         }))
@@ -337,19 +337,20 @@ fn head_memberships(
 
 /// SCAN's unsupervised head selection: per head, consistency with the first `m` mined
 /// neighbours minus the entropy of the mean prediction (weight 1, as SCAN's validation);
-/// returns every head's loss and the index of the lowest.
+/// returns every head's loss, the lowest one's index and its memberships.
 fn select_head(
     model: &ScanModel,
     images: &ImageBatch,
     neighbors: &Neighbors,
     m: usize,
     device: &Device,
-) -> Result<(Vec<f64>, usize)> {
+) -> Result<HeadSelection> {
     let k = model.config().num_clusters;
     let n = images.len();
     let m = m.min(neighbors.k);
     let mut losses = Vec::new();
-    for p in head_memberships(model, images, device)? {
+    let mut heads = head_memberships(model, images, device)?;
+    for p in &heads {
         let mut cons = 0.0f64;
         for i in 0..n {
             let pi = &p[i * k..(i + 1) * k];
@@ -379,7 +380,21 @@ fn select_head(
         .min_by(|a, b| a.1.total_cmp(b.1))
         .map(|(i, _)| i)
         .unwrap_or(0);
-    Ok((losses, best))
+    Ok(HeadSelection {
+        memberships: heads.swap_remove(best),
+        losses,
+        best,
+    })
+}
+
+/// The outcome of [`select_head`].
+struct HeadSelection {
+    /// Every head's selection loss.
+    losses: Vec<f64>,
+    /// The head with the lowest.
+    best: usize,
+    /// Its memberships on the training set, row-major `[N, k]`.
+    memberships: Vec<f32>,
 }
 
 /// Trains SCAN on `images` (values in `[0, 1]`) from `pretext` (trained on the same images,
@@ -446,24 +461,21 @@ pub fn train_scan(
         &device_train,
         &mut |_| {},
     )?;
-    let (head_losses, selected_head) = select_head(
+    let sel = select_head(
         &model,
         images,
         &pretext.neighbors,
         config.selection_neighbors,
         device,
     )?;
-    let mut model = model.with_selected_head(selected_head)?;
-    let scan_scores = match labels {
-        Some(l) => Some(model.evaluate(images, l, device)?),
-        None => None,
-    };
+    let k = config.num_clusters;
+    let mut model = model.with_selected_head(sel.best)?;
+    let scan_scores = Evaluation::of_memberships(&sel.memberships, k, labels)?.scores;
     let mut confident_fraction = None;
     let mut selflabel = None;
     if let Some(sl) = &config.selflabel {
-        let m = model.memberships_host(images, 500, device)?;
-        let k = config.num_clusters;
-        let confident = m
+        let confident = sel
+            .memberships
             .chunks(k)
             .filter(|r| r.iter().any(|&v| v as f64 > sl.threshold))
             .count();
@@ -504,7 +516,9 @@ pub fn train_scan(
         selflabel = Some(run);
     }
     let model = model.valid();
-    let (final_scores, final_cluster_sizes) = model.cluster_report(images, labels, device)?;
+    let final_eval = Evaluation::of_clusters(&model, images, labels, device)?;
+    let final_scores = final_eval.scores;
+    let final_cluster_sizes = final_eval.cluster_sizes.unwrap_or_default();
     let train_seconds =
         scan_run.train_seconds + selflabel.as_ref().map_or(0.0, |r| r.train_seconds);
     let mut summary =
@@ -514,8 +528,8 @@ pub fn train_scan(
     let report = ScanTrainReport {
         config: config.clone(),
         scan: scan_run,
-        head_losses,
-        selected_head,
+        head_losses: sel.losses,
+        selected_head: sel.best,
         confident_fraction,
         selflabel,
         scan_scores,
