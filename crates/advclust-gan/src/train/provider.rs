@@ -1,0 +1,256 @@
+//! Where `L_adv` comes from: backpropagation through a differentiable victim, or gradient
+//! estimates from queries only.
+
+use super::*;
+
+/// Where one step's `L_adv` term comes from.
+pub(crate) struct AdvTerm {
+    /// Scalar whose gradient with respect to `x_adv` is `dL_adv / dx_adv`.
+    pub(super) term: Tensor<1>,
+    /// Value of `L_adv` (exact for backprop, estimated for query-only sources).
+    pub(super) l_adv: f64,
+    /// Adversarial cluster of each image of the batch.
+    pub(super) adv_clusters: Vec<ClusterId>,
+    /// Clean cluster of each image (untargeted attacks).
+    pub(super) clean_clusters: Option<Vec<ClusterId>>,
+}
+
+/// Position of a step, for error messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepCtx {
+    pub(super) epoch: usize,
+    pub(super) step: u64,
+}
+
+impl StepCtx {
+    pub(super) fn non_finite(self, what: &'static str) -> AttackError {
+        AttackError::NonFinite {
+            what,
+            epoch: self.epoch,
+            step: self.step,
+        }
+    }
+}
+
+/// Supplies the `L_adv` term of a step and counts victim queries.
+pub(crate) trait AdvProvider {
+    fn num_clusters(&self) -> usize;
+    fn counts(&self) -> QueryCounts;
+    fn adv_term(
+        &mut self,
+        indices: &[usize],
+        x: &Tensor<4>,
+        x_adv: &Tensor<4>,
+        x_adv_host: &ImageBatch,
+        ctx: StepCtx,
+    ) -> Result<AdvTerm>;
+}
+
+/// Backprop through a frozen victim; every victim evaluation is charged to a ledger first.
+pub(super) struct BackpropProvider<'a, M> {
+    pub(super) victim: &'a FrozenVictim<M>,
+    pub(super) ledger: QueryLedger,
+    pub(super) k: usize,
+    pub(super) distance: AdvDistance,
+    pub(super) target: Option<ClusterId>,
+}
+
+pub(super) fn check_output(t: &Tensor<2>, n: usize, k: usize) -> Result<()> {
+    let dims = t.dims();
+    if dims != [n, k] {
+        return Err(AttackError::VictimOutputShape {
+            expected: [n, k],
+            actual: dims,
+        });
+    }
+    Ok(())
+}
+
+/// A victim needs at least one cluster, and a target must be one of them.
+pub(super) fn check_clusters(k: usize, target: Option<ClusterId>) -> Result<()> {
+    if k == 0 {
+        return Err(CoreError::EmptyDimension("number of clusters").into());
+    }
+    match target {
+        Some(t) if t >= k => Err(AttackError::TargetOutOfRange { target: t, k }),
+        _ => Ok(()),
+    }
+}
+
+/// The argmax clusters of victim output `out` (`n x k`), read back to the host; non-finite
+/// values are an error.
+pub(super) fn host_clusters(
+    out: &Tensor<2>,
+    k: usize,
+    ctx: StepCtx,
+    what: &'static str,
+) -> Result<Vec<ClusterId>> {
+    let host = tensor_to_vec(out.clone().detach().into_data())?;
+    if host.iter().any(|v| !v.is_finite()) {
+        return Err(ctx.non_finite(what));
+    }
+    Ok(argmax_rows(&host, k))
+}
+
+pub(super) fn one_hot(n: usize, k: usize, t: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0.0f32; n * k];
+    for row in v.chunks_mut(k) {
+        row[t] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(v, [n, k]), device)
+}
+
+impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
+    fn num_clusters(&self) -> usize {
+        self.k
+    }
+
+    fn counts(&self) -> QueryCounts {
+        self.ledger.counts()
+    }
+
+    fn adv_term(
+        &mut self,
+        _indices: &[usize],
+        x: &Tensor<4>,
+        x_adv: &Tensor<4>,
+        x_adv_host: &ImageBatch,
+        ctx: StepCtx,
+    ) -> Result<AdvTerm> {
+        let (n, k) = (x_adv_host.len(), self.k);
+        let device = x_adv.device();
+        let model = self.victim.model();
+        let (reference, clean_clusters) = match self.target {
+            None => {
+                self.ledger.charge(n)?;
+                let clean = model.attack_output(x.clone()).detach();
+                check_output(&clean, n, k)?;
+                let clusters = host_clusters(&clean, k, ctx, "clean victim output")?;
+                (clean, Some(clusters))
+            }
+            Some(t) => (one_hot(n, k, t, &device), None),
+        };
+        self.ledger.charge(n)?;
+        let out = match self.target {
+            None => model.attack_output(x_adv.clone()),
+            Some(_) => model.memberships(x_adv.clone()),
+        };
+        check_output(&out, n, k)?;
+        let adv_clusters = host_clusters(&out, k, ctx, "adversarial victim output")?;
+        let dist = distance_tensor(out, reference, self.distance);
+        let term = match self.target {
+            None => dist,
+            Some(_) => dist.mul_scalar(-1.0),
+        };
+        let l_adv = scalar(&term);
+        Ok(AdvTerm {
+            term,
+            l_adv,
+            adv_clusters,
+            clean_clusters,
+        })
+    }
+}
+
+/// Zeroth-order estimates from oracle queries; clean memberships are queried once per training
+/// image and cached.
+pub(super) struct QueryProvider<'a> {
+    pub(super) oracle: Budgeted<&'a mut dyn ClusterOracle>,
+    pub(super) train: &'a ImageBatch,
+    pub(super) clean: Vec<f32>,
+    pub(super) known: Vec<bool>,
+    pub(super) k: usize,
+    pub(super) source: GradientSource,
+    pub(super) distance: AdvDistance,
+    pub(super) target: Option<ClusterId>,
+    pub(super) max_images_per_call: Option<usize>,
+    pub(super) rng: StdRng,
+}
+
+impl QueryProvider<'_> {
+    pub(super) fn ensure_clean(&mut self, indices: &[usize]) -> Result<()> {
+        let missing: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|&i| !self.known[i])
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.max_images_per_call.unwrap_or(missing.len());
+        let k = self.k;
+        for part in missing.chunks(chunk) {
+            let batch = self.train.select(part)?;
+            // Budgeted checks the answer has one row of k per image.
+            let m = self.oracle.memberships(&batch)?;
+            for (values, &i) in m.data().chunks(k).zip(part) {
+                self.clean[i * k..(i + 1) * k].copy_from_slice(values);
+                self.known[i] = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AdvProvider for QueryProvider<'_> {
+    fn num_clusters(&self) -> usize {
+        self.k
+    }
+
+    fn counts(&self) -> QueryCounts {
+        self.oracle.counts()
+    }
+
+    fn adv_term(
+        &mut self,
+        indices: &[usize],
+        _x: &Tensor<4>,
+        x_adv: &Tensor<4>,
+        x_adv_host: &ImageBatch,
+        ctx: StepCtx,
+    ) -> Result<AdvTerm> {
+        let k = self.k;
+        let (rows, clean_clusters) = match self.target {
+            None => {
+                self.ensure_clean(indices)?;
+                let mut rows = Vec::with_capacity(indices.len() * k);
+                for &i in indices {
+                    rows.extend_from_slice(&self.clean[i * k..(i + 1) * k]);
+                }
+                let clusters = argmax_rows(&rows, k);
+                (rows, Some(clusters))
+            }
+            Some(_) => (Vec::new(), None),
+        };
+        let objective = match self.target {
+            None => AdvObjective::Away(&rows),
+            Some(t) => AdvObjective::Toward(t),
+        };
+        let est = estimate_adv_gradient(
+            &mut self.oracle,
+            x_adv_host,
+            objective,
+            self.distance,
+            self.source,
+            self.max_images_per_call,
+            &mut self.rng,
+        )?;
+        if est.gradient.iter().any(|v| !v.is_finite()) {
+            return Err(ctx.non_finite("estimated gradient"));
+        }
+        let l_adv = est.l_adv();
+        let adv_clusters = est.clusters();
+        let g = Tensor::<4>::from_data(
+            TensorData::new(est.gradient, x_adv_host.dims()),
+            &x_adv.device(),
+        );
+        // d/dx_adv of sum(x_adv * g) is exactly g.
+        let term = (x_adv.clone() * g).sum();
+        Ok(AdvTerm {
+            term,
+            l_adv,
+            adv_clusters,
+            clean_clusters,
+        })
+    }
+}

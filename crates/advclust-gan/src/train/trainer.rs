@@ -1,0 +1,326 @@
+//! The epoch loop: batches, evaluation curves, convergence stopping, budgets.
+
+use super::*;
+
+/// Trains attacks: holds the configuration, the device and optional ground-truth labels (for
+/// the per-epoch NMI curve).
+#[derive(Debug, Clone)]
+pub struct AttackTrainer<'a> {
+    config: &'a CheckedAttackConfig,
+    device: Device,
+    labels: Option<&'a [usize]>,
+}
+
+/// Running sums of an epoch: the steps' stats added up (`max_linf` is the maximum).
+#[derive(Default)]
+struct EpochAcc {
+    steps: usize,
+    sum: StepStats,
+}
+
+impl EpochAcc {
+    fn add(&mut self, s: &StepStats) {
+        self.steps += 1;
+        let t = &mut self.sum;
+        t.images += s.images;
+        t.d_loss += s.d_loss;
+        t.g_loss += s.g_loss;
+        t.gan_loss += s.gan_loss;
+        t.l_adv += s.l_adv;
+        t.l_pert += s.l_pert;
+        t.l_constraint += s.l_constraint;
+        t.sum_l2 += s.sum_l2;
+        t.max_linf = t.max_linf.max(s.max_linf);
+        t.successes += s.successes;
+    }
+}
+
+/// Plateau detector of [`Stopping::Convergence`].
+struct Plateau {
+    best: Option<f64>,
+    stalled: usize,
+}
+
+impl Plateau {
+    /// Feeds an epoch's mean generator loss; true when converged.
+    fn update(&mut self, loss: f64, epoch: usize, rule: Stopping) -> bool {
+        let Stopping::Convergence {
+            min_epochs,
+            tolerance,
+            patience,
+            ..
+        } = rule
+        else {
+            return false;
+        };
+        match self.best {
+            Some(best) if (best - loss) / best.abs().max(1e-12) > tolerance => {
+                self.best = Some(loss);
+                self.stalled = 0;
+            }
+            Some(best) => {
+                self.stalled += 1;
+                self.best = Some(best.min(loss));
+            }
+            None => self.best = Some(loss),
+        }
+        self.stalled >= patience && epoch >= min_epochs
+    }
+}
+
+impl<'a> AttackTrainer<'a> {
+    /// A trainer for `config` on `device` (training runs on its autodiff version).
+    pub fn new(config: &'a CheckedAttackConfig, device: &Device) -> Self {
+        AttackTrainer {
+            config,
+            device: device.clone(),
+            labels: None,
+        }
+    }
+
+    /// Ground-truth labels of the training images, for the per-epoch NMI curve (no queries).
+    pub fn with_labels(mut self, labels: &'a [usize]) -> Self {
+        self.labels = Some(labels);
+        self
+    }
+
+    /// Trains against a differentiable victim. With [`GradientSource::Backprop`] the attack
+    /// gradient is backpropagated through the frozen model; with a query-only source the model
+    /// is only queried (through a [`ModelOracle`]), exactly as [`Self::fit_oracle`] would.
+    pub fn fit_model<M: DifferentiableClusterModel>(
+        &self,
+        model: &M,
+        train: &ImageBatch,
+    ) -> Result<TrainedAttack> {
+        train.expect_image_shape(model.input_shape())?;
+        if self.config.gradient_source.is_query_only() {
+            let mut oracle = ModelOracle::new(model, &self.device);
+            return self.fit_oracle(&mut oracle, train);
+        }
+        let victim = FrozenVictim::new(model, &self.device);
+        let provider = BackpropProvider {
+            victim: &victim,
+            ledger: QueryLedger::new(self.config.budget),
+            k: model.num_clusters(),
+            distance: self.config.distance,
+            target: self.config.target,
+        };
+        self.run(provider, train)
+    }
+
+    /// Trains from oracle queries only (the configuration's source must be query-only).
+    pub fn fit_oracle(
+        &self,
+        oracle: &mut dyn ClusterOracle,
+        train: &ImageBatch,
+    ) -> Result<TrainedAttack> {
+        if !self.config.gradient_source.is_query_only() {
+            return Err(AttackError::invalid(
+                "gradient_source",
+                "Backprop needs a differentiable model (use fit_model / train_backprop); \
+                 choose Nes or Spsa for an oracle",
+            ));
+        }
+        if let Some(shape) = oracle.input_shape() {
+            train.expect_image_shape(shape)?;
+        }
+        let k = oracle.num_clusters();
+        let provider = QueryProvider {
+            oracle: Budgeted::new(oracle, self.config.budget),
+            train,
+            clean: vec![0.0; train.len() * k],
+            known: vec![false; train.len()],
+            k,
+            source: self.config.gradient_source,
+            distance: self.config.distance,
+            target: self.config.target,
+            max_images_per_call: self.config.max_images_per_call,
+            rng: StdRng::seed_from_u64(sub_seed(self.config.seed, STREAM_ESTIMATOR)),
+        };
+        self.run(provider, train)
+    }
+
+    fn run<P: AdvProvider>(&self, mut provider: P, train: &ImageBatch) -> Result<TrainedAttack> {
+        let cfg = self.config;
+        let shape = train.image_shape();
+        check_image_shape(shape)?;
+        let k = provider.num_clusters();
+        check_clusters(k, cfg.target)?;
+        if let Some(labels) = self.labels
+            && labels.len() != train.len()
+        {
+            return Err(CoreError::SampleCountMismatch {
+                expected: train.len(),
+                actual: labels.len(),
+            }
+            .into());
+        }
+        let threat = cfg.threat_model(train.value_box())?;
+        let mut gan = AttackGan::new(cfg, shape, train.value_box(), &self.device)?;
+        let mut report = AttackReport {
+            gradient_source: cfg.gradient_source,
+            threat_model: threat,
+            bound: cfg.bound_description(),
+            image_shape: shape,
+            num_clusters: k,
+            train_images: train.len(),
+            epochs: 0,
+            steps: 0,
+            training_queries: QueryCounts::default(),
+            converged: None,
+            interrupted: None,
+            training_wall_time_s: 0.0,
+            curves: Vec::new(),
+            clean_scores: None,
+            adversarial_scores: None,
+            changed_fraction: None,
+            delta_norms: None,
+            evaluated_images: 0,
+            evaluation_queries: QueryCounts::default(),
+            evaluation_wall_time_s: 0.0,
+        };
+        let started = Instant::now();
+        let result = self.epochs(&mut gan, &mut provider, train, &mut report, started);
+        report.training_queries = provider.counts();
+        report.training_wall_time_s = started.elapsed().as_secs_f64();
+        let failure = result.err();
+        if let Some(e) = &failure {
+            report.interrupted = Some(e.to_string());
+        }
+        let attack = TrainedAttack::new(
+            gan.into_generator(),
+            cfg.clone(),
+            report,
+            shape,
+            threat,
+            &self.device,
+        );
+        let save_result = cfg
+            .output_dir
+            .as_ref()
+            .map(|dir| attack.save(dir).map(|()| dir.clone()));
+        match (failure, save_result) {
+            (None, None | Some(Ok(_))) => Ok(attack),
+            (None, Some(Err(save_err))) => Err(AttackError::Interrupted {
+                source: Box::new(save_err),
+                partial: Box::new(attack),
+                saved_to: None,
+            }),
+            (Some(e), saved) => Err(AttackError::Interrupted {
+                source: Box::new(e),
+                partial: Box::new(attack),
+                saved_to: saved.and_then(|r| r.ok()),
+            }),
+        }
+    }
+
+    fn epochs(
+        &self,
+        gan: &mut AttackGan,
+        provider: &mut dyn AdvProvider,
+        train: &ImageBatch,
+        report: &mut AttackReport,
+        started: Instant,
+    ) -> Result<()> {
+        let cfg = self.config;
+        let n = train.len();
+        let bs = cfg.batch_size.min(n);
+        let steps_per_epoch = n.div_ceil(bs);
+        let max_epochs = cfg.stopping.max_epochs();
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut shuffle_rng = StdRng::seed_from_u64(sub_seed(cfg.seed, STREAM_SHUFFLE));
+        let mut plateau = Plateau {
+            best: None,
+            stalled: 0,
+        };
+        let bar = progress_bar(
+            (max_epochs * steps_per_epoch) as u64,
+            cfg.progress,
+            "attack",
+        );
+        let mut adv_clusters = vec![0usize; n];
+        for epoch in 1..=max_epochs {
+            gan.begin_epoch(epoch);
+            if cfg.shuffle {
+                order.shuffle(&mut shuffle_rng);
+            }
+            let mut acc = EpochAcc::default();
+            for indices in order.chunks(bs) {
+                let batch = train.select(indices)?;
+                let ctx = StepCtx {
+                    epoch,
+                    step: report.steps + 1,
+                };
+                let (stats, clusters) = gan.step(&batch, indices, provider, ctx)?;
+                report.steps += 1;
+                acc.add(&stats);
+                for (&i, c) in indices.iter().zip(clusters) {
+                    adv_clusters[i] = c;
+                }
+                bar.inc(1);
+            }
+            let steps = acc.steps.max(1) as f64;
+            let sums = &acc.sum;
+            let (lr_g, lr_d) = gan.learning_rates();
+            let scores = match self.labels {
+                Some(labels) => Some(advclust_metrics::clustering_scores(labels, &adv_clusters)?),
+                None => None,
+            };
+            let stats = EpochStats {
+                epoch,
+                lr_generator: lr_g,
+                lr_discriminator: lr_d,
+                d_loss: sums.d_loss / steps,
+                g_loss: sums.g_loss / steps,
+                gan_loss: sums.gan_loss / steps,
+                l_adv: sums.l_adv / steps,
+                l_pert: sums.l_pert / steps,
+                l_constraint: sums.l_constraint / steps,
+                mean_l2: sums.sum_l2 / sums.images.max(1) as f64,
+                max_linf: sums.max_linf,
+                success_rate: sums.successes as f64 / sums.images.max(1) as f64,
+                scores,
+                queries: provider.counts(),
+                steps: report.steps,
+                elapsed_s: started.elapsed().as_secs_f64(),
+            };
+            bar.set_message(format!(
+                "epoch {epoch}: D {:.4} G {:.4} L_adv {:.4} success {:.3}",
+                stats.d_loss, stats.g_loss, stats.l_adv, stats.success_rate
+            ));
+            let g_loss = stats.g_loss;
+            report.curves.push(stats);
+            report.epochs = epoch;
+            if plateau.update(g_loss, epoch, cfg.stopping) {
+                report.converged = Some(ConvergenceInfo {
+                    epoch,
+                    steps: report.steps,
+                    queries: provider.counts(),
+                });
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
+}
+
+/// Trains an attack against a differentiable victim (see [`AttackTrainer::fit_model`]).
+pub fn train_backprop<M: DifferentiableClusterModel>(
+    config: &CheckedAttackConfig,
+    model: &M,
+    train: &ImageBatch,
+    device: &Device,
+) -> Result<TrainedAttack> {
+    AttackTrainer::new(config, device).fit_model(model, train)
+}
+
+/// Trains an attack from oracle queries only (see [`AttackTrainer::fit_oracle`]).
+pub fn train_query_only(
+    config: &CheckedAttackConfig,
+    oracle: &mut dyn ClusterOracle,
+    train: &ImageBatch,
+    device: &Device,
+) -> Result<TrainedAttack> {
+    AttackTrainer::new(config, device).fit_oracle(oracle, train)
+}
