@@ -3,10 +3,15 @@
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
 use crate::DataError;
 use crate::util::{par_items, u8_to_f32_table};
+
+mod batches;
+mod stats;
+
+pub use batches::{Batch, Batches, LastBatch};
+pub use stats::ChannelStats;
 
 /// A labelled image dataset held on the host.
 ///
@@ -40,168 +45,6 @@ impl std::fmt::Debug for Dataset {
             .field("w", &self.w)
             .field("num_classes", &self.class_names.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// What [`Dataset::batches`] does with a final batch smaller than the batch
-/// size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LastBatch {
-    /// Yield the final, smaller batch.
-    #[default]
-    Keep,
-    /// Skip it, so every batch has exactly the batch size.
-    Drop,
-}
-
-/// One batch borrowed from a [`Dataset`], see [`Dataset::batches`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Batch<'a> {
-    /// Index in the dataset of the batch's first image.
-    pub start: usize,
-    /// The batch's images, NCHW, `dims[0] * dims[1] * dims[2] * dims[3]` values.
-    pub images: &'a [f32],
-    /// The batch's labels, one per image.
-    pub labels: &'a [usize],
-    /// `[batch_len, c, h, w]`.
-    pub dims: [usize; 4],
-}
-
-impl Batch<'_> {
-    /// Number of images in the batch.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// True if the batch holds no image (never the case for batches yielded
-    /// by [`Batches`]).
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-}
-
-/// Iterator over consecutive batches of a [`Dataset`], in dataset order.
-#[derive(Debug, Clone)]
-pub struct Batches<'a> {
-    data: &'a Dataset,
-    batch_size: usize,
-    pos: usize,
-    end: usize,
-}
-
-impl<'a> Iterator for Batches<'a> {
-    type Item = Batch<'a>;
-
-    fn next(&mut self) -> Option<Batch<'a>> {
-        if self.pos >= self.end {
-            return None;
-        }
-        let start = self.pos;
-        let stop = (start + self.batch_size).min(self.end);
-        self.pos = stop;
-        let d = self.data;
-        let il = d.image_len();
-        Some(Batch {
-            start,
-            images: &d.images[start * il..stop * il],
-            labels: &d.labels[start..stop],
-            dims: [stop - start, d.c, d.h, d.w],
-        })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = (self.end - self.pos).div_ceil(self.batch_size);
-        (left, Some(left))
-    }
-}
-
-impl ExactSizeIterator for Batches<'_> {}
-
-/// Per-channel mean and standard deviation, for victims trained on
-/// normalised inputs.
-///
-/// Attacks in this project work in `[0, 1]` pixel space (that is where
-/// epsilon budgets such as 8/255 are defined and where clipping happens), so
-/// keep the dataset in pixel space and normalise inside the victim's forward
-/// pass, or normalise a copy with [`Dataset::normalize`] only for training or
-/// evaluating a victim that expects it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChannelStats {
-    /// Mean of each channel.
-    pub mean: Vec<f32>,
-    /// Population standard deviation of each channel.
-    pub std: Vec<f32>,
-}
-
-impl ChannelStats {
-    /// Builds statistics from explicit values (e.g. published ones).
-    ///
-    /// Errors if the lengths differ, are zero, or a std is not a positive
-    /// finite number.
-    pub fn new(mean: Vec<f32>, std: Vec<f32>) -> Result<Self, DataError> {
-        let s = ChannelStats { mean, std };
-        s.check()?;
-        Ok(s)
-    }
-
-    /// Number of channels described.
-    pub fn channels(&self) -> usize {
-        self.mean.len()
-    }
-
-    fn check(&self) -> Result<(), DataError> {
-        if self.mean.is_empty() || self.mean.len() != self.std.len() {
-            return Err(DataError::InvalidArgument(format!(
-                "channel stats need as many means as stds (at least one), got {} and {}",
-                self.mean.len(),
-                self.std.len()
-            )));
-        }
-        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            return Err(DataError::InvalidArgument(format!(
-                "channel std must be positive and finite, got {s}"
-            )));
-        }
-        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
-            return Err(DataError::InvalidArgument(format!(
-                "channel mean must be finite, got {m}"
-            )));
-        }
-        Ok(())
-    }
-
-    fn check_layout(&self, len: usize, hw: usize) -> Result<(), DataError> {
-        self.check()?;
-        let c = self.channels();
-        if hw == 0 || !len.is_multiple_of(c * hw) {
-            return Err(DataError::InvalidArgument(format!(
-                "a slice of {len} values is not a whole number of {c} x {hw} images"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Applies `(x - mean[ch]) / std[ch]` in place to NCHW data whose images
-    /// have `self.channels()` channels of `hw = h * w` pixels each.
-    pub fn normalize_slice(&self, nchw: &mut [f32], hw: usize) -> Result<(), DataError> {
-        self.check_layout(nchw.len(), hw)?;
-        let c = self.channels();
-        for (i, plane) in nchw.chunks_mut(hw).enumerate() {
-            let (m, s) = (self.mean[i % c], self.std[i % c]);
-            plane.iter_mut().for_each(|x| *x = (*x - m) / s);
-        }
-        Ok(())
-    }
-
-    /// Inverse of [`ChannelStats::normalize_slice`]: `x * std[ch] + mean[ch]`.
-    pub fn denormalize_slice(&self, nchw: &mut [f32], hw: usize) -> Result<(), DataError> {
-        self.check_layout(nchw.len(), hw)?;
-        let c = self.channels();
-        for (i, plane) in nchw.chunks_mut(hw).enumerate() {
-            let (m, s) = (self.mean[i % c], self.std[i % c]);
-            plane.iter_mut().for_each(|x| *x = *x * s + m);
-        }
-        Ok(())
     }
 }
 
