@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use advclust::Error;
 use advclust::models::{
-    AugmentConfig, CcConfig, CcTrainConfig, EMBEDDED, Pretext, PretextTrainConfig, ResNetConfig,
-    RunConfig, ScanTrainConfig, SimClrConfig, VictimKind, VictimModel,
+    AugmentConfig, CcConfig, CcTrainConfig, EMBEDDED, NnmTrainConfig, Pretext, PretextTrainConfig,
+    ResNetConfig, RunConfig, ScanTrainConfig, SimClrConfig, VictimKind, VictimModel,
 };
 use advclust::pipeline::{self, DatasetSpec};
 use clap::{Args, ValueEnum};
@@ -73,7 +73,7 @@ enum Augment {
 pub(crate) struct TrainVictim {
     #[command(flatten)]
     data: DataArgs,
-    /// The victim: cc or scan (scan needs --pretext).
+    /// The victim: cc, scan or nnm (scan and nnm need --pretext).
     #[arg(long, default_value = "cc")]
     model: VictimKind,
     /// Number of clusters (default: number of classes).
@@ -83,13 +83,14 @@ pub(crate) struct TrainVictim {
     backbone: BackboneArgs,
     #[command(flatten)]
     run: RunArgs,
-    /// scan: the pretext directory written by `train-pretext` on the same data.
-    #[arg(long, required_if_eq("model", "scan"))]
+    /// scan, nnm: the pretext directory written by `train-pretext` on the same data.
+    #[arg(long, required_if_eq_any([("model", "scan"), ("model", "nnm")]))]
     pretext: Option<PathBuf>,
-    /// scan: cluster heads trained side by side (the lowest-loss one is kept).
-    #[arg(long, default_value_t = 1)]
-    heads: usize,
-    /// scan: weight of the entropy term.
+    /// scan, nnm: cluster heads trained side by side, the lowest-loss one kept (default: scan
+    /// 1, nnm 3).
+    #[arg(long)]
+    heads: Option<usize>,
+    /// scan, nnm: weight of the entropy term.
     #[arg(long, default_value_t = 5.0)]
     entropy_weight: f64,
     /// scan: self-labelling epochs after the SCAN stage (0: none).
@@ -207,13 +208,10 @@ pub(crate) fn train_victim(
             (pipeline::to_json(&report)?, report.train_seconds)
         }
         VictimKind::Scan => {
-            let dir = a.pretext.as_ref().ok_or_else(|| {
-                Error::InvalidArgument("--model scan needs --pretext <dir>".into())
-            })?;
-            let pretext = Pretext::load(dir, device)?;
+            let pretext = load_pretext(&a, device)?;
             let mut config = ScanTrainConfig::new(k, c);
             config.dataset = a.data.dataset.to_string();
-            config.num_heads = a.heads;
+            config.num_heads = a.heads.unwrap_or(config.num_heads);
             config.entropy_weight = a.entropy_weight;
             config.augment = augment.clone();
             config.run = a.run.run_config((20, 128, 1e-4), a.data.seed, &a.out);
@@ -251,6 +249,30 @@ pub(crate) fn train_victim(
                 + report.selflabel.as_ref().map_or(0.0, |r| r.train_seconds);
             (pipeline::to_json(&report)?, seconds)
         }
+        VictimKind::Nnm => {
+            let pretext = load_pretext(&a, device)?;
+            let mut config = NnmTrainConfig::new(k, c);
+            config.dataset = a.data.dataset.to_string();
+            config.num_heads = a.heads.unwrap_or(config.num_heads);
+            config.entropy_weight = a.entropy_weight;
+            config.augment = augment;
+            config.run = a.run.run_config((30, 200, 1e-4), a.data.seed, &a.out);
+            config.run.weight_decay = 1e-4;
+            let (model, report) = advclust::models::train_nnm(
+                &config,
+                &pretext,
+                &images,
+                Some(data.labels()),
+                device,
+            )?;
+            let model = with_command(model, &command);
+            model.save(&model_dir)?;
+            if let Some(agreement) = report.neighbor_agreement {
+                println!("backbone-feature neighbour agreement: {agreement:.4}");
+            }
+            print_scores(&a.data.dataset, report.final_scores);
+            (pipeline::to_json(&report)?, report.run.train_seconds)
+        }
     };
     let mut json = report;
     json["command"] = serde_json::Value::String(command);
@@ -260,6 +282,17 @@ pub(crate) fn train_victim(
         model_dir.display()
     );
     Ok(())
+}
+
+/// The pretext `--pretext` names, for the victims that start from one.
+fn load_pretext(
+    a: &TrainVictim,
+    device: &advclust::burn::tensor::Device,
+) -> Result<Pretext, Error> {
+    let dir = a.pretext.as_ref().ok_or_else(|| {
+        Error::InvalidArgument(format!("--model {} needs --pretext <dir>", a.model))
+    })?;
+    Ok(Pretext::load(dir, device)?)
 }
 
 fn with_command<M: VictimModel>(model: M, command: &str) -> M {

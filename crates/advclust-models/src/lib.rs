@@ -39,6 +39,7 @@ pub mod artifact;
 pub mod augment;
 pub mod cc;
 pub mod error;
+pub mod nnm;
 pub mod norm;
 pub mod pretext;
 pub mod pretrained;
@@ -54,8 +55,9 @@ pub use cc::{
     cluster_loss, instance_loss, train_cc, train_cc_with, trainable_parameters,
 };
 pub use error::{ModelError, Result};
+pub use nnm::{NnmModel, NnmTrainConfig, NnmTrainReport, train_nnm};
 pub use pretext::{
-    Neighbors, Pretext, PretextReport, PretextTrainConfig, SimClrConfig, SimClrModel,
+    Neighbors, Pretext, PretextReport, PretextTrainConfig, SimClrConfig, SimClrModel, data_digest,
     mine_neighbors, train_pretext,
 };
 pub use pretrained::{EMBEDDED, EmbeddedVictim, embedded, pretrained_cc_mnist};

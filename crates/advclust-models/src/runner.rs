@@ -212,8 +212,10 @@ pub trait TrainingStep<M> {
         Ok(None)
     }
 
-    /// Called after every epoch's steps, before evaluation (e.g. to refresh a table).
-    fn end_epoch(&mut self, _model: &M, _epoch: usize, _device: &Device) -> Result<()> {
+    /// Called before every epoch's steps with the model as it stands, the first epoch of a
+    /// resumed run included (so state derived from the model, e.g. a neighbour table, is
+    /// rebuilt exactly as an uninterrupted run built it).
+    fn begin_epoch(&mut self, _model: &M, _epoch: usize, _device: &Device) -> Result<()> {
         Ok(())
     }
 }
@@ -446,6 +448,7 @@ pub fn run_training<M: Module>(
     let mut steps_run = 0usize;
     let mut step_seconds = 0.0f64;
     for epoch in first_epoch..=config.epochs {
+        step.begin_epoch(&model, epoch, device)?;
         let epoch_start = Instant::now();
         let mut rng = epoch_rng(config.seed, epoch as u64);
         let mut order: Vec<usize> = (0..num_items).collect();
@@ -482,7 +485,6 @@ pub fn run_training<M: Module>(
         }
         let train_seconds = epoch_start.elapsed().as_secs_f64();
         step_seconds += train_seconds;
-        step.end_epoch(&model, epoch, device)?;
         let steps = steps_per_epoch.max(1) as f64;
         let evaluate =
             config.eval_every > 0 && (epoch % config.eval_every == 0 || epoch == config.epochs);

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::{self, DESCRIPTION_FILE};
 use crate::cc::CcModel;
 use crate::error::{ModelError, Result};
+use crate::nnm::NnmModel;
 use crate::scan::ScanModel;
 
 /// The `format` tag of a victim description.
@@ -359,6 +360,9 @@ victim_family! {
     Cc = "cc" => CcModel,
     /// SCAN (Van Gansbeke et al., ECCV 2020) on a SimCLR pretext, with self-labelling.
     Scan = "scan" => ScanModel,
+    /// NNM (Dang et al., CVPR 2021): SCAN's architecture with three heads, trained with mined,
+    /// in-batch and global nearest neighbours.
+    Nnm = "nnm" => NnmModel,
 }
 
 impl Victim {
@@ -418,6 +422,7 @@ impl VictimKind {
         match self {
             VictimKind::Cc => (0.07, EpsilonSpace::Pixel),
             VictimKind::Scan => (0.1, EpsilonSpace::Normalized),
+            VictimKind::Nnm => (0.15, EpsilonSpace::Normalized),
         }
     }
 }

@@ -3,12 +3,13 @@
 //! divergence) and their typed errors.
 
 use advclust_core::{DifferentiableClusterModel, ImageBatch};
+use advclust_models::nnm::cluster_contrast;
 use advclust_models::runner::{EpochLog, RunConfig, StepLoss, TrainingStep, run_training};
 use advclust_models::scan::scan_loss;
 use advclust_models::{
-    ClusterModelExt, ModelError, Pretext, PretextTrainConfig, ResNetConfig, ScanModel,
-    ScanTrainConfig, SimClrConfig, Victim, VictimKind, VictimModel, mine_neighbors, train_pretext,
-    train_scan,
+    ClusterModelExt, ModelError, NnmTrainConfig, Pretext, PretextTrainConfig, ResNetConfig,
+    ScanModel, ScanTrainConfig, SimClrConfig, Victim, VictimKind, VictimModel, mine_neighbors,
+    train_nnm, train_pretext, train_scan,
 };
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -440,4 +441,112 @@ fn a_diverged_run_stops_with_the_epoch_and_keeps_the_last_checkpoint() {
             .unwrap();
     assert_eq!(state["epoch"], 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tiny_nnm_config(seed: u64) -> NnmTrainConfig {
+    let mut config = NnmTrainConfig::new(2, 1);
+    config.num_neighbors = 3;
+    config.run = quiet(RunConfig::new(3, 16, 1e-3));
+    config.run.seed = seed;
+    config
+}
+
+#[test]
+fn cluster_contrast_matches_a_hand_computation() {
+    let dev = device();
+    // Two rows assigned one-hot to two clusters: the normalised columns are the unit vectors,
+    // S = I, and each row's cross-entropy is log(1 + e^-1).
+    let a = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 1.0], [2, 2]), &dev);
+    let got = cluster_contrast(a.clone(), a)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap()[0];
+    let want = (1.0f32 + (-1.0f32).exp()).ln();
+    assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+}
+
+#[test]
+fn nnm_trains_with_its_global_table_and_loads_as_nnm() {
+    let dev = device();
+    let (images, labels) = synthetic(48, 21);
+    let pretext = tiny_pretext(&images, &labels, 22);
+    let (nnm, report) =
+        train_nnm(&tiny_nnm_config(23), &pretext, &images, Some(&labels), &dev).unwrap();
+    assert_eq!(report.head_losses.len(), 3);
+    assert!(report.neighbor_agreement.is_some() && report.final_scores.is_some());
+    // The global term is off in epoch 1 and on from epoch 2.
+    let global = |e: &EpochLog| e.parts.iter().find(|p| p.0 == "global").unwrap().1;
+    assert_eq!(global(&report.run.epochs[0]), 0.0);
+    assert!(report.run.epochs[1..].iter().all(|e| global(e) > 0.0));
+    // phi = the three heads' logits; saved and loaded as an NNM victim.
+    let x = images.select(&[0, 1]).unwrap().to_tensor(&dev);
+    assert_eq!(nnm.attack_output(x).dims(), [2, 6]);
+    let dir = temp_dir("nnm");
+    nnm.save(&dir).unwrap();
+    let victim = Victim::load(&dir, &dev).unwrap();
+    assert_eq!(victim.kind(), VictimKind::Nnm);
+    assert_eq!(
+        victim.memberships_host(&images, 5, &dev).unwrap(),
+        nnm.memberships_host(&images, 64, &dev).unwrap()
+    );
+    assert!(matches!(
+        ScanModel::load(&dir, &dev),
+        Err(ModelError::WrongKind {
+            expected: VictimKind::Scan,
+            actual: VictimKind::Nnm,
+            ..
+        })
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_resumed_nnm_run_rebuilds_its_global_table_and_equals_an_uninterrupted_one() {
+    let dev = device();
+    let (images, labels) = synthetic(32, 31);
+    let pretext = tiny_pretext(&images, &labels, 32);
+    let config = tiny_nnm_config(33);
+    let (full_model, full) = train_nnm(&config, &pretext, &images, None, &dev).unwrap();
+    let dir = temp_dir("nnm-resume");
+    let mut first = config.clone();
+    first.run.epochs = 2;
+    first.run.checkpoint_dir = Some(dir.clone());
+    first.run.checkpoint_every = 1;
+    train_nnm(&first, &pretext, &images, None, &dev).unwrap();
+    let mut second = first.clone();
+    second.run.epochs = 3;
+    second.run.resume = true;
+    let (model, resumed) = train_nnm(&second, &pretext, &images, None, &dev).unwrap();
+    assert_eq!(resumed.run.resumed_after_epoch, Some(2));
+    let losses = |e: &[EpochLog]| e.iter().map(|e| e.loss).collect::<Vec<_>>();
+    assert_eq!(losses(&full.run.epochs), losses(&resumed.run.epochs));
+    assert_eq!(
+        model.memberships_host(&images, 64, &dev).unwrap(),
+        full_model.memberships_host(&images, 64, &dev).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn nnm_refuses_bad_settings_with_typed_errors() {
+    let dev = device();
+    let (images, labels) = synthetic(32, 41);
+    let pretext = tiny_pretext(&images, &labels, 42);
+    let mut too_many = tiny_nnm_config(43);
+    too_many.num_neighbors = 32;
+    let mut no_epoch = tiny_nnm_config(43);
+    no_epoch.global_from_epoch = 0;
+    let mut one_cluster = tiny_nnm_config(43);
+    one_cluster.num_clusters = 1;
+    for config in [too_many, no_epoch, one_cluster] {
+        assert!(matches!(
+            train_nnm(&config, &pretext, &images, None, &dev),
+            Err(ModelError::InvalidConfig { .. })
+        ));
+    }
+    let (other, _) = synthetic(32, 44);
+    assert!(matches!(
+        train_nnm(&tiny_nnm_config(43), &pretext, &other, None, &dev),
+        Err(ModelError::PretextMismatch(_))
+    ));
 }

@@ -158,6 +158,28 @@ pub struct PretextDescription {
     pub config: SimClrConfig,
     /// How it was trained.
     pub training: Option<TrainingSummary>,
+    /// [`data_digest`] of the training set (absent in pretexts saved before it was recorded).
+    #[serde(default)]
+    pub data_digest: Option<String>,
+}
+
+/// A digest of a set of images (its dims and every value's bits, FNV-1a 64): a pretext records
+/// its training set's, so that a victim is never trained on other images with its neighbours.
+pub fn data_digest(images: &ImageBatch) -> String {
+    const PRIME: u64 = 0x100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: [u8; 4]| {
+        for b in bytes {
+            h = (h ^ b as u64).wrapping_mul(PRIME);
+        }
+    };
+    for d in images.dims() {
+        eat((d as u32).to_le_bytes());
+    }
+    for v in images.data() {
+        eat(v.to_bits().to_le_bytes());
+    }
+    format!("fnv1a64:{h:016x}")
 }
 
 /// A trained pretext: the SimCLR model and the neighbours it mined on its training set.
@@ -169,6 +191,8 @@ pub struct Pretext {
     pub neighbors: Neighbors,
     /// How it was trained.
     pub training: Option<TrainingSummary>,
+    /// [`data_digest`] of the training set, when recorded.
+    pub data_digest: Option<String>,
 }
 
 impl Pretext {
@@ -180,6 +204,7 @@ impl Pretext {
             version: PRETEXT_VERSION,
             config: self.model.config.clone(),
             training: self.training.clone(),
+            data_digest: self.data_digest.clone(),
         };
         artifact::save_model_dir(dir, &description, &self.model)?;
         artifact::write_json(&dir.join(NEIGHBORS_FILE), &self.neighbors)
@@ -210,11 +235,12 @@ impl Pretext {
             model,
             neighbors,
             training: description.training,
+            data_digest: description.data_digest,
         })
     }
 
-    /// Checks that this pretext was trained on images like `images` (same `[C, H, W]`, one
-    /// neighbour row per image).
+    /// Checks that this pretext was trained on `images`: same `[C, H, W]`, one neighbour row
+    /// per image, and (when the pretext recorded it) the same [`data_digest`].
     pub fn check_fits(&self, images: &ImageBatch) -> Result<()> {
         let [n, c, h, w] = images.dims();
         if [c, h, w] != self.model.config.input_shape {
@@ -229,6 +255,14 @@ impl Pretext {
                 "the pretext's neighbours cover {} images, the data has {n}",
                 self.neighbors.n
             )));
+        }
+        if let Some(recorded) = &self.data_digest {
+            let actual = data_digest(images);
+            if *recorded != actual {
+                return Err(ModelError::PretextMismatch(format!(
+                    "the pretext was trained on other images (data digest {recorded}, these are {actual})"
+                )));
+            }
         }
         Ok(())
     }
@@ -443,6 +477,7 @@ pub fn train_pretext(
             model,
             neighbors,
             training: Some(training),
+            data_digest: Some(data_digest(images)),
         },
         report,
     ))

@@ -6,6 +6,7 @@
 //! Memberships are the softmax of the selected head; the attack's phi is the raw logits of
 //! every head (the paper authors' `_loss` reads `forward_pass='return_all'`).
 
+pub(crate) mod heads;
 pub mod train;
 
 use advclust_core::{DifferentiableClusterModel, ParamGuard};
@@ -137,10 +138,14 @@ impl ScanModel {
 
     /// Raw logits `[N, k]` of every head.
     pub fn head_logits(&self, images: Tensor<4>) -> Vec<Tensor<2>> {
-        let h = self.features(images);
+        self.logits_of_features(self.features(images))
+    }
+
+    /// Raw logits `[N, k]` of every head on backbone features `[N, feature_dim]`.
+    pub fn logits_of_features(&self, features: Tensor<2>) -> Vec<Tensor<2>> {
         self.heads
             .iter()
-            .map(|head| head.forward(h.clone()))
+            .map(|head| head.forward(features.clone()))
             .collect()
     }
 

@@ -7,17 +7,17 @@ use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::RngExt;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentConfig, augment_batch};
 use crate::error::{ModelError, Result};
-use crate::pretext::{Neighbors, Pretext, check_images};
+use crate::pretext::{Neighbors, Pretext};
 use crate::runner::{
     Evaluation, RunConfig, RunReport, StepLoss, TrainingStep, gather_images, run_training,
 };
-use crate::scan::{MAX_HEADS, ScanConfig, ScanModel};
+use crate::scan::ScanModel;
+use crate::scan::heads::{check_heads, heads_from_pretext, select_head};
 use crate::victim::TrainingSummary;
 
 /// The self-labelling stage: cross-entropy on strongly augmented images against the model's
@@ -80,31 +80,13 @@ impl ScanTrainConfig {
     }
 
     fn validate(&self, n: usize) -> Result<()> {
-        crate::norm::check_num_clusters(self.num_clusters)?;
-        if self.num_clusters > n {
-            return Err(ModelError::invalid(
-                "num_clusters",
-                format!("k = {} clusters for {n} images", self.num_clusters),
-            ));
-        }
-        if !(1..=MAX_HEADS).contains(&self.num_heads) {
-            return Err(ModelError::invalid(
-                "num_heads",
-                format!("must be in 1..={MAX_HEADS}"),
-            ));
-        }
-        if !(self.entropy_weight.is_finite() && self.entropy_weight >= 0.0) {
-            return Err(ModelError::invalid(
-                "entropy_weight",
-                "must be finite and >= 0",
-            ));
-        }
-        if self.selection_neighbors == 0 {
-            return Err(ModelError::invalid(
-                "selection_neighbors",
-                "must be at least 1",
-            ));
-        }
+        check_heads(
+            self.num_clusters,
+            n,
+            self.num_heads,
+            self.entropy_weight,
+            self.selection_neighbors,
+        )?;
         self.augment.validate()?;
         self.run.validate()?;
         if let Some(sl) = &self.selflabel {
@@ -312,91 +294,6 @@ impl TrainingStep<ScanModel> for SelfLabelStep<'_> {
     }
 }
 
-/// Softmax of every head on every image, in evaluation mode; per head row-major `[N, k]`.
-fn head_memberships(
-    model: &ScanModel,
-    images: &ImageBatch,
-    device: &Device,
-) -> Result<Vec<Vec<f32>>> {
-    let device = device.clone().inner();
-    let model = model.valid().to_device(&device);
-    let mut out = vec![
-        Vec::with_capacity(images.len() * model.config().num_clusters);
-        model.config().num_heads
-    ];
-    for chunk in images.chunks(500) {
-        for (o, logits) in out
-            .iter_mut()
-            .zip(model.head_logits(chunk.to_tensor(&device)))
-        {
-            o.extend(tensor_to_vec(softmax(logits, 1).into_data())?);
-        }
-    }
-    Ok(out)
-}
-
-/// SCAN's unsupervised head selection: per head, consistency with the first `m` mined
-/// neighbours minus the entropy of the mean prediction (weight 1, as SCAN's validation);
-/// returns every head's loss, the lowest one's index and its memberships.
-fn select_head(
-    model: &ScanModel,
-    images: &ImageBatch,
-    neighbors: &Neighbors,
-    m: usize,
-    device: &Device,
-) -> Result<HeadSelection> {
-    let k = model.config().num_clusters;
-    let n = images.len();
-    let m = m.min(neighbors.k);
-    let mut losses = Vec::new();
-    let mut heads = head_memberships(model, images, device)?;
-    for p in &heads {
-        let mut cons = 0.0f64;
-        for i in 0..n {
-            let pi = &p[i * k..(i + 1) * k];
-            for &j in &neighbors.row(i)[1..=m] {
-                let pj = &p[j as usize * k..(j as usize + 1) * k];
-                let dot: f64 = pi
-                    .iter()
-                    .zip(pj)
-                    .map(|(a, b)| (*a as f64) * (*b as f64))
-                    .sum();
-                cons -= dot.max(1e-30).ln().max(-100.0);
-            }
-        }
-        cons /= (n * m) as f64;
-        let mut pbar = vec![0.0f64; k];
-        for row in p.chunks(k) {
-            pbar.iter_mut()
-                .zip(row)
-                .for_each(|(s, v)| *s += *v as f64 / n as f64);
-        }
-        let entropy: f64 = pbar.iter().map(|q| -q.max(1e-8) * q.max(1e-8).ln()).sum();
-        losses.push(cons - entropy);
-    }
-    let best = losses
-        .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
-    Ok(HeadSelection {
-        memberships: heads.swap_remove(best),
-        losses,
-        best,
-    })
-}
-
-/// The outcome of [`select_head`].
-struct HeadSelection {
-    /// Every head's selection loss.
-    losses: Vec<f64>,
-    /// The head with the lowest.
-    best: usize,
-    /// Its memberships on the training set, row-major `[N, k]`.
-    memberships: Vec<f32>,
-}
-
 /// Trains SCAN on `images` (values in `[0, 1]`) from `pretext` (trained on the same images,
 /// whose neighbours it uses); `labels` (optional) only score it.
 ///
@@ -410,38 +307,18 @@ pub fn train_scan(
     device: &Device,
 ) -> Result<(ScanModel, ScanTrainReport)> {
     let n = images.len();
-    check_images(images, pretext.model.config().input_shape)?;
     config.validate(n)?;
-    pretext.check_fits(images)?;
-    if let Some(l) = labels
-        && l.len() != n
-    {
-        return Err(ModelError::LabelCount {
-            images: n,
-            labels: l.len(),
-        });
-    }
-    let pc = pretext.model.config();
-    let scan_config = ScanConfig {
-        input_shape: pc.input_shape,
-        num_clusters: config.num_clusters,
-        backbone: pc.backbone.clone(),
-        num_heads: config.num_heads,
-        selected_head: 0,
-        mean: pc.mean.clone(),
-        std: pc.std.clone(),
-    };
-    scan_config.validate()?;
     let device_train = config.run.training_device(device);
-    let mut rng = StdRng::seed_from_u64(config.run.seed);
-    // The pretext's weights loaded into fresh parameters on the training device, so that
-    // the whole network (backbone included) is trained, as in SCAN.
-    let backbone = crate::artifact::load_weights(
-        scan_config.backbone.init(&mut rng, &device_train),
-        crate::artifact::weights_bytes(pretext.model.backbone())?,
-        "pretext backbone",
+    let model = heads_from_pretext(
+        pretext,
+        images,
+        labels,
+        config.num_clusters,
+        config.num_heads,
+        config.run.seed,
+        &device_train,
     )?;
-    let model = ScanModel::with_backbone(backbone, scan_config.clone(), &mut rng, &device_train);
+    let scan_config = model.config().clone();
     let mut step = ScanStep {
         images,
         labels,
