@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use advclust::Error;
 use advclust::models::{
     AugmentConfig, CcConfig, CcTrainConfig, EMBEDDED, NnmTrainConfig, Pretext, PretextTrainConfig,
-    ResNetConfig, RunConfig, ScanTrainConfig, SimClrConfig, VictimKind, VictimModel,
+    ResNetConfig, RunConfig, ScanTrainConfig, SimClrConfig, SpiceTrainConfig, VictimKind,
+    VictimModel,
 };
 use advclust::pipeline::{self, DatasetSpec};
 use clap::{Args, ValueEnum};
@@ -73,7 +74,7 @@ enum Augment {
 pub(crate) struct TrainVictim {
     #[command(flatten)]
     data: DataArgs,
-    /// The victim: cc, scan or nnm (scan and nnm need --pretext).
+    /// The victim: cc, scan, nnm or spice (all but cc need --pretext).
     #[arg(long, default_value = "cc")]
     model: VictimKind,
     /// Number of clusters (default: number of classes).
@@ -84,10 +85,10 @@ pub(crate) struct TrainVictim {
     #[command(flatten)]
     run: RunArgs,
     /// scan, nnm: the pretext directory written by `train-pretext` on the same data.
-    #[arg(long, required_if_eq_any([("model", "scan"), ("model", "nnm")]))]
+    #[arg(long, required_if_eq_any([("model", "scan"), ("model", "nnm"), ("model", "spice")]))]
     pretext: Option<PathBuf>,
-    /// scan, nnm: cluster heads trained side by side, the lowest-loss one kept (default: scan
-    /// 1, nnm 3).
+    /// scan, nnm, spice: cluster heads trained side by side, the lowest-loss one kept
+    /// (default: scan 1, nnm 3, spice 3).
     #[arg(long)]
     heads: Option<usize>,
     /// scan, nnm: weight of the entropy term.
@@ -99,6 +100,16 @@ pub(crate) struct TrainVictim {
     /// scan: confidence threshold of self-labelling.
     #[arg(long, default_value_t = 0.99)]
     selflabel_threshold: f64,
+    /// spice: SPICE-Semi (FixMatch) epochs after SPICE-Self (0: ship SPICE-Self).
+    #[arg(long, default_value_t = 10)]
+    semi_epochs: usize,
+    /// spice: fraction of an image's 100 embedding neighbours that must share its prediction
+    /// for it to be reliable.
+    #[arg(long, default_value_t = 0.99)]
+    reliable_ratio: f64,
+    /// spice: softmax a reliable image's prediction must exceed.
+    #[arg(long, default_value_t = 0.99)]
+    reliable_score: f64,
     /// Output directory (model in <out>/model, report in <out>/report.json).
     #[arg(long, default_value = "runs/victim")]
     out: PathBuf,
@@ -272,6 +283,54 @@ pub(crate) fn train_victim(
             }
             print_scores(&a.data.dataset, report.final_scores);
             (pipeline::to_json(&report)?, report.run.train_seconds)
+        }
+        VictimKind::Spice => {
+            let pretext = load_pretext(&a, device)?;
+            let mut config = SpiceTrainConfig::new(k, c).with_augment(augment);
+            config.dataset = a.data.dataset.to_string();
+            config.num_heads = a.heads.unwrap_or(config.num_heads);
+            config.prototype.run = a.run.run_config((30, 128, 5e-3), a.data.seed, &a.out);
+            config.reliable.ratio = a.reliable_ratio;
+            config.reliable.score_threshold = a.reliable_score;
+            config.semi = match (a.semi_epochs, config.semi.take()) {
+                (0, _) | (_, None) => None,
+                (epochs, Some(mut semi)) => {
+                    let mut run = a.run.run_config((epochs, 96, 1e-4), a.data.seed, &a.out);
+                    run.epochs = epochs;
+                    run.batch_size = semi.run.batch_size;
+                    run.learning_rate = semi.run.learning_rate;
+                    run.weight_decay = semi.run.weight_decay;
+                    semi.run = run;
+                    Some(semi)
+                }
+            };
+            let (model, report) = advclust::models::train_spice(
+                &config,
+                &pretext,
+                &images,
+                Some(data.labels()),
+                device,
+            )?;
+            let model = with_command(model, &command);
+            model.save(&model_dir)?;
+            if let Some(s) = report.self_scores {
+                println!(
+                    "SPICE-Self (head {}): NMI {:.4} ARI {:.4} ACC {:.4}",
+                    report.selected_head, s.nmi, s.ari, s.acc
+                );
+            }
+            if let Some(r) = &report.reliable {
+                println!(
+                    "reliable images: {} (per cluster before balancing {:?}), ACC {}",
+                    r.count,
+                    r.per_cluster,
+                    r.accuracy.map_or("-".into(), |a| format!("{a:.4}"))
+                );
+            }
+            print_scores(&a.data.dataset, report.final_scores);
+            let seconds = report.self_run.train_seconds
+                + report.semi_run.as_ref().map_or(0.0, |r| r.train_seconds);
+            (pipeline::to_json(&report)?, seconds)
         }
     };
     let mut json = report;

@@ -102,6 +102,26 @@ impl AugmentConfig {
         }
     }
 
+    /// The weak augmentation that goes with this one (FixMatch's and SPICE's "weak"): crops of
+    /// 80-100 % of the area, this preset's flip, nothing else.
+    pub fn weak(&self) -> Self {
+        AugmentConfig {
+            crop_scale: [0.8, 1.0],
+            crop_ratio: [0.9, 1.111],
+            horizontal_flip: self.horizontal_flip,
+            rotation_degrees: 0.0,
+            shear: 0.0,
+            stroke_prob: 0.0,
+            jitter_prob: 0.0,
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            hue: 0.0,
+            grayscale_prob: 0.0,
+            noise_std: 0.0,
+        }
+    }
+
     /// A sensible preset for `channels`-channel images (1: [`AugmentConfig::grayscale`],
     /// otherwise [`AugmentConfig::color`]).
     pub fn for_channels(channels: usize) -> Self {

@@ -46,6 +46,7 @@ pub mod pretrained;
 pub mod resnet;
 pub mod runner;
 pub mod scan;
+pub mod spice;
 pub mod victim;
 
 pub use augment::{AugmentConfig, augment_batch};
@@ -67,6 +68,12 @@ pub use runner::{
 };
 pub use scan::{
     ScanConfig, ScanModel, ScanTrainConfig, ScanTrainReport, SelfLabelConfig, train_scan,
+};
+pub use spice::prototype::PrototypeConfig;
+pub use spice::reliable::{ReliableConfig, ReliableSet, reliable_samples};
+pub use spice::semi::SemiConfig;
+pub use spice::{
+    SpiceConfig, SpiceModel, SpiceStage, SpiceTrainConfig, SpiceTrainReport, train_spice,
 };
 pub use victim::{
     ClusterModelExt, EpsilonSpace, TrainingSummary, Victim, VictimDescription, VictimKind,

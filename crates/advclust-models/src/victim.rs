@@ -23,6 +23,7 @@ use crate::cc::CcModel;
 use crate::error::{ModelError, Result};
 use crate::nnm::NnmModel;
 use crate::scan::ScanModel;
+use crate::spice::SpiceModel;
 
 /// The `format` tag of a victim description.
 pub const VICTIM_FORMAT: &str = "advclust-victim";
@@ -363,6 +364,9 @@ victim_family! {
     /// NNM (Dang et al., CVPR 2021): SCAN's architecture with three heads, trained with mined,
     /// in-batch and global nearest neighbours.
     Nnm = "nnm" => NnmModel,
+    /// SPICE (Niu et al., 2021): prototype pseudo-labels on a frozen backbone (SPICE-Self), then
+    /// FixMatch on the reliable images (SPICE-Semi).
+    Spice = "spice" => SpiceModel,
 }
 
 impl Victim {
@@ -423,6 +427,7 @@ impl VictimKind {
             VictimKind::Cc => (0.07, EpsilonSpace::Pixel),
             VictimKind::Scan => (0.1, EpsilonSpace::Normalized),
             VictimKind::Nnm => (0.15, EpsilonSpace::Normalized),
+            VictimKind::Spice => (0.15, EpsilonSpace::Normalized),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The victim family: SimCLR pretext, neighbour mining, SCAN, one save / load path that
+//! The victim family: SimCLR pretext, neighbour mining, SCAN, NNM, SPICE, one save / load path that
 //! dispatches on the recorded kind, the shared training runner (resume, atomic checkpoints,
 //! divergence) and their typed errors.
 
@@ -6,10 +6,11 @@ use advclust_core::{DifferentiableClusterModel, ImageBatch};
 use advclust_models::nnm::cluster_contrast;
 use advclust_models::runner::{EpochLog, RunConfig, StepLoss, TrainingStep, run_training};
 use advclust_models::scan::scan_loss;
+use advclust_models::spice::prototype::prototype_labels;
 use advclust_models::{
     ClusterModelExt, ModelError, NnmTrainConfig, Pretext, PretextTrainConfig, ResNetConfig,
-    ScanModel, ScanTrainConfig, SimClrConfig, Victim, VictimKind, VictimModel, mine_neighbors,
-    train_nnm, train_pretext, train_scan,
+    ScanModel, ScanTrainConfig, SimClrConfig, SpiceTrainConfig, Victim, VictimKind, VictimModel,
+    mine_neighbors, train_nnm, train_pretext, train_scan, train_spice,
 };
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -548,5 +549,100 @@ fn nnm_refuses_bad_settings_with_typed_errors() {
     assert!(matches!(
         train_nnm(&tiny_nnm_config(43), &pretext, &other, None, &dev),
         Err(ModelError::PretextMismatch(_))
+    ));
+}
+
+#[test]
+fn prototype_labels_pick_the_images_nearest_each_clusters_top_scored_mean() {
+    // Four images on two axes; the head scores image 0 highest for cluster 0 and image 3 for
+    // cluster 1, so the prototypes are those images' embeddings and each picks its axis.
+    let embeddings = [1.0f32, 0.0, 0.9, 0.1, 0.1, 0.9, 0.0, 1.0];
+    let scores = [0.9f32, 0.1, 0.4, 0.6, 0.6, 0.4, 0.2, 0.8];
+    let pairs = prototype_labels(&scores, &embeddings, 4, 2, 0.5);
+    assert_eq!(pairs, vec![(0, 0), (1, 0), (2, 1), (3, 1)]);
+}
+
+fn tiny_spice_config(seed: u64) -> SpiceTrainConfig {
+    let mut config = SpiceTrainConfig::new(2, 1);
+    config.num_heads = 2;
+    config.prototype.run = quiet(RunConfig::new(2, 16, 5e-3));
+    config.prototype.run.seed = seed;
+    config.reliable.neighbors = 5;
+    config.reliable.ratio = 0.5;
+    config.reliable.score_threshold = 0.0;
+    if let Some(semi) = config.semi.as_mut() {
+        semi.run = quiet(RunConfig::new(1, 12, 1e-3));
+        semi.run.seed = seed;
+    }
+    config
+}
+
+#[test]
+fn spice_self_then_semi_trains_and_loads_as_spice() {
+    let dev = device();
+    let (images, labels) = synthetic(48, 51);
+    let pretext = tiny_pretext(&images, &labels, 52);
+    let (spice, report) = train_spice(
+        &tiny_spice_config(53),
+        &pretext,
+        &images,
+        Some(&labels),
+        &dev,
+    )
+    .unwrap();
+    assert_eq!(report.head_losses.len(), 2);
+    assert!(report.self_scores.is_some() && report.final_scores.is_some());
+    let reliable = report.reliable.as_ref().unwrap();
+    assert!(reliable.count >= 2 && reliable.count.is_multiple_of(2));
+    assert_eq!(report.semi_run.as_ref().map(|r| r.epochs.len()), Some(1));
+    assert_eq!(spice.config().num_heads, 1);
+    // SPICE-Self kept the backbone frozen; SPICE-Semi trained it.
+    let w = |t: Tensor<4>| t.into_data().try_into_vec_as::<f32>().unwrap();
+    assert_ne!(
+        w(pretext.model.backbone().stem_weight()),
+        w(spice.backbone().stem_weight())
+    );
+    let x = images.select(&[0, 1]).unwrap().to_tensor(&dev);
+    assert_eq!(spice.attack_output(x).dims(), [2, 2]);
+    let dir = temp_dir("spice");
+    spice.save(&dir).unwrap();
+    let victim = Victim::load(&dir, &dev).unwrap();
+    assert_eq!(victim.kind(), VictimKind::Spice);
+    assert_eq!(
+        victim.memberships_host(&images, 5, &dev).unwrap(),
+        spice.memberships_host(&images, 64, &dev).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // SPICE-Self alone leaves the backbone exactly as the pretext's.
+    let mut self_only = tiny_spice_config(53);
+    self_only.semi = None;
+    let (model, report) = train_spice(&self_only, &pretext, &images, None, &dev).unwrap();
+    assert!(report.semi_run.is_none() && report.reliable.is_none());
+    assert_eq!(
+        w(pretext.model.backbone().stem_weight()),
+        w(model.backbone().stem_weight())
+    );
+}
+
+#[test]
+fn spice_with_no_reliable_image_is_a_typed_error() {
+    let dev = device();
+    let (images, labels) = synthetic(32, 61);
+    let pretext = tiny_pretext(&images, &labels, 62);
+    let mut config = tiny_spice_config(63);
+    config.reliable.score_threshold = 0.999_999;
+    assert!(matches!(
+        train_spice(&config, &pretext, &images, None, &dev),
+        Err(ModelError::InvalidConfig {
+            name: "reliable",
+            ..
+        })
+    ));
+    let mut too_many = tiny_spice_config(63);
+    too_many.reliable.neighbors = 33;
+    assert!(matches!(
+        train_spice(&too_many, &pretext, &images, None, &dev),
+        Err(ModelError::InvalidConfig { .. })
     ));
 }

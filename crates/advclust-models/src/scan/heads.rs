@@ -49,6 +49,24 @@ pub(crate) fn check_heads(
     Ok(())
 }
 
+/// Checks that `images` fit `pretext` and are the set it was trained on, and that `labels`
+/// (if any) has one label per image.
+pub(crate) fn check_pretext_data(
+    pretext: &Pretext,
+    images: &ImageBatch,
+    labels: Option<&[usize]>,
+) -> Result<()> {
+    check_images(images, pretext.model.config().input_shape)?;
+    pretext.check_fits(images)?;
+    match labels {
+        Some(l) if l.len() != images.len() => Err(ModelError::LabelCount {
+            images: images.len(),
+            labels: l.len(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// A heads model (SCAN's architecture) whose backbone starts from `pretext`'s weights, loaded
 /// into fresh parameters on `device` so the whole network trains; heads drawn from `seed`.
 ///
@@ -63,17 +81,7 @@ pub(crate) fn heads_from_pretext(
     seed: u64,
     device: &Device,
 ) -> Result<ScanModel> {
-    let n = images.len();
-    check_images(images, pretext.model.config().input_shape)?;
-    pretext.check_fits(images)?;
-    if let Some(l) = labels
-        && l.len() != n
-    {
-        return Err(ModelError::LabelCount {
-            images: n,
-            labels: l.len(),
-        });
-    }
+    check_pretext_data(pretext, images, labels)?;
     let pc = pretext.model.config();
     let config = ScanConfig {
         input_shape: pc.input_shape,
