@@ -28,6 +28,13 @@ pub trait DifferentiableClusterModel: Module {
     fn attack_output(&self, images: Tensor<4>) -> Tensor<2> {
         self.memberships(images)
     }
+
+    /// `(memberships, attack_output)` of the same images. The default runs the model twice when
+    /// the attack output differs from the memberships; models whose two outputs share a
+    /// forward pass override it to run it once.
+    fn memberships_and_attack_output(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        (self.memberships(images.clone()), self.attack_output(images))
+    }
 }
 
 /// A [`DifferentiableClusterModel`] seen as a black-box [`ClusterOracle`]: evaluation mode,

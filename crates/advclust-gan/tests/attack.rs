@@ -9,6 +9,8 @@ use advclust_gan::{
     AttackConfig, AttackError, CheckedAttackConfig, GradientSource, LrMilestone, OptimizerConfig,
     Stopping, TrainedAttack, train_backprop, train_query_only,
 };
+use burn::module::Module;
+use burn::tensor::Tensor;
 use common::{HalfVictim, NanVictim, SIDE, device, halves};
 
 fn base() -> AttackConfig {
@@ -550,5 +552,48 @@ fn evaluation_of_given_adversarial_images_checks_their_layout() {
             AttackError::Core(CoreError::SampleCountMismatch { .. })
         ),
         "{err}"
+    );
+}
+
+/// A victim whose phi is wider than k (two "heads" side by side, as SCAN / NNM expose).
+#[derive(Module, Debug)]
+struct TwoHeadVictim {
+    inner: HalfVictim,
+}
+
+impl advclust_core::DifferentiableClusterModel for TwoHeadVictim {
+    fn num_clusters(&self) -> usize {
+        2
+    }
+    fn input_shape(&self) -> [usize; 3] {
+        [1, SIDE, SIDE]
+    }
+    fn memberships(&self, images: Tensor<4>) -> Tensor<2> {
+        self.inner.memberships(images)
+    }
+    fn attack_output(&self, images: Tensor<4>) -> Tensor<2> {
+        let m = self.inner.memberships(images);
+        Tensor::cat(vec![m.clone(), m.mul_scalar(2.0)], 1)
+    }
+}
+
+#[test]
+fn backprop_attack_compares_a_phi_wider_than_k_and_clusters_by_memberships() {
+    let dev = device();
+    let (x, labels) = halves(32, 1, SIDE);
+    let victim = TwoHeadVictim {
+        inner: HalfVictim::new(10.0, &dev),
+    };
+    let config = base()
+        .with_stopping(Stopping::Epochs { epochs: 6 })
+        .check()
+        .unwrap();
+    let mut attack = train_backprop(&config, &victim, &x, &dev).unwrap();
+    let mut oracle = ModelOracle::new(&victim, &dev);
+    let eval = attack.evaluate(&mut oracle, &x, &labels).unwrap();
+    assert!(
+        eval.adversarial.nmi < 0.5,
+        "adversarial NMI {}",
+        eval.adversarial.nmi
     );
 }

@@ -1,18 +1,19 @@
 //! # advclust-models
 //!
 //! Victim deep clustering models for advclust, written as burn modules that run (and train) on
-//! the CPU. The first victim is **CC**, Contrastive Clustering (Li et al., AAAI 2021): a small
-//! ResNet backbone feeds two heads, an *instance head* whose L2-normalised embeddings are
-//! pulled together for two augmentations of the same image and pushed apart from all other
-//! images (instance-level NT-Xent), and a *cluster head* whose softmax over `k` clusters is
-//! trained with the same contrast applied to the *columns* of the assignment matrix
-//! (cluster-level NT-Xent) plus an entropy term that keeps the clusters balanced. The cluster
-//! head's softmax is the model's soft membership, its argmax the predicted cluster. A
-//! [`CcModel`] takes images in `[0, 1]` (normalisation is inside), implements
-//! [`advclust_core::DifferentiableClusterModel`] (memberships keep the gradient to the input),
-//! and so becomes a black-box oracle through [`advclust_core::ModelOracle`]. Models are saved
-//! as burnpack weights plus a JSON description, and load with no other information; a CC model
-//! trained on the MNIST test split is embedded ([`pretrained_cc_mnist`]).
+//! the CPU: **CC** (Contrastive Clustering: instance- and cluster-level contrast of two
+//! augmented views), and, on a shared SimCLR pretext whose mined nearest neighbours they
+//! reuse, **SCAN** (neighbour consistency, then self-labelling), **NNM** (mined, in-batch and
+//! global neighbours with a cluster-level contrast) and **SPICE** (prototype pseudo-labels on a
+//! frozen backbone, then FixMatch on the reliable images). Every model takes images in
+//! `[0, 1]` (normalisation is inside), implements
+//! [`advclust_core::DifferentiableClusterModel`] (memberships keep the gradient to the input;
+//! `attack_output` is the reference attack's phi), and so becomes a black-box oracle through
+//! [`advclust_core::ModelOracle`]. [`Victim`] is the one type over all of them: saved as
+//! burnpack weights plus a JSON description that records the [`VictimKind`], loaded from any
+//! directory by dispatching on it. All victims train on one runner ([`runner`]: seeded,
+//! checkpointed, resumable, typed divergence errors); models trained on the MNIST test split
+//! are embedded ([`EMBEDDED`]).
 //!
 //! ```
 //! use advclust_core::{ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle};

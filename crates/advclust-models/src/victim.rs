@@ -349,6 +349,10 @@ macro_rules! victim_family {
                 match self { $(Victim::$variant(m) => m.attack_output(images)),+ }
             }
 
+            fn dispatch_both(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+                match self { $(Victim::$variant(m) => m.memberships_and_attack_output(images)),+ }
+            }
+
             fn dispatch_shape(&self) -> (usize, [usize; 3]) {
                 match self { $(Victim::$variant(m) => (m.num_clusters(), m.input_shape())),+ }
             }
@@ -406,6 +410,10 @@ impl DifferentiableClusterModel for Victim {
 
     fn attack_output(&self, images: Tensor<4>) -> Tensor<2> {
         self.dispatch_attack_output(images)
+    }
+
+    fn memberships_and_attack_output(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        self.dispatch_both(images)
     }
 }
 

@@ -120,23 +120,30 @@ impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
         let (n, k) = (x_adv_host.len(), self.k);
         let device = x_adv.device();
         let model = self.victim.model();
+        // Clusters always come from the memberships; L_adv compares phi (the attack output,
+        // which may be wider than k, e.g. every head's logits).
         let (reference, clean_clusters) = match self.target {
             None => {
                 self.ledger.charge(n)?;
-                let clean = model.attack_output(x.clone()).detach();
-                check_output(&clean, n, k)?;
-                let clusters = host_clusters(&clean, k, ctx, "clean victim output")?;
-                (clean, Some(clusters))
+                let (m, phi) = model.memberships_and_attack_output(x.clone());
+                check_output(&m, n, k)?;
+                check_output(&phi, n, phi.dims()[1])?;
+                let clusters = host_clusters(&m, k, ctx, "clean victim output")?;
+                (phi.detach(), Some(clusters))
             }
             Some(t) => (one_hot(n, k, t, &device), None),
         };
         self.ledger.charge(n)?;
+        let (m, out) = model.memberships_and_attack_output(x_adv.clone());
+        check_output(&m, n, k)?;
+        let adv_clusters = host_clusters(&m, k, ctx, "adversarial victim output")?;
         let out = match self.target {
-            None => model.attack_output(x_adv.clone()),
-            Some(_) => model.memberships(x_adv.clone()),
+            None => {
+                check_output(&out, n, reference.dims()[1])?;
+                out
+            }
+            Some(_) => m,
         };
-        check_output(&out, n, k)?;
-        let adv_clusters = host_clusters(&out, k, ctx, "adversarial victim output")?;
         let dist = distance_tensor(out, reference, self.distance);
         let term = match self.target {
             None => dist,

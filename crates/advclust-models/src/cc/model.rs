@@ -242,4 +242,10 @@ impl DifferentiableClusterModel for CcModel {
     fn memberships(&self, images: Tensor<4>) -> Tensor<2> {
         softmax(self.cluster_logits(images), 1)
     }
+
+    /// phi is the memberships themselves: one pass.
+    fn memberships_and_attack_output(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let m = self.memberships(images);
+        (m.clone(), m)
+    }
 }

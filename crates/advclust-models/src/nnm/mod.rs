@@ -95,4 +95,8 @@ impl DifferentiableClusterModel for NnmModel {
     fn attack_output(&self, images: Tensor<4>) -> Tensor<2> {
         self.heads.attack_output(images)
     }
+
+    fn memberships_and_attack_output(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        self.heads.memberships_and_attack_output(images)
+    }
 }

@@ -201,4 +201,11 @@ impl DifferentiableClusterModel for ScanModel {
     fn attack_output(&self, images: Tensor<4>) -> Tensor<2> {
         Tensor::cat(self.head_logits(images), 1)
     }
+
+    /// One backbone pass for both: the selected head's softmax and every head's logits.
+    fn memberships_and_attack_output(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let logits = self.head_logits(images);
+        let m = softmax(logits[self.config.selected_head].clone(), 1);
+        (m, Tensor::cat(logits, 1))
+    }
 }

@@ -251,4 +251,9 @@ impl DifferentiableClusterModel for SpiceModel {
     fn attack_output(&self, images: Tensor<4>) -> Tensor<2> {
         self.logits(images)
     }
+
+    fn memberships_and_attack_output(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let logits = self.logits(images);
+        (softmax(logits.clone(), 1), logits)
+    }
 }
