@@ -7,6 +7,7 @@ use advclust_core::{ClusterId, NormKind, ParamGuard, QueryBudget, ThreatModel, V
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AttackError, Result};
+use crate::objective::AdvLoss;
 
 /// How `L_adv` measures the distance between the victim's clean and adversarial outputs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,8 +196,10 @@ pub struct AttackSettings {
     /// Clip the raw generator output to `[-c, c]` before `L_pert` (the reference's RUC notebook
     /// uses 0.2); `None` = no clip.
     pub pert_clip: Option<f32>,
-    /// Distance of `L_adv`.
+    /// Distance of `L_adv` (for [`AdvLoss::OutputDistance`]).
     pub distance: AdvDistance,
+    /// What `L_adv` measures: the paper's output distance or the soft mutual information.
+    pub loss: AdvLoss,
     /// Adam settings and learning-rate schedule.
     pub optimizer: OptimizerConfig,
     /// Stopping rule.
@@ -233,6 +236,7 @@ impl Default for AttackSettings {
             hinge_weight: 0.0,
             pert_clip: None,
             distance: AdvDistance::HalfSquaredSum,
+            loss: AdvLoss::OutputDistance,
             optimizer: OptimizerConfig::default(),
             stopping: Stopping::Epochs { epochs: 120 },
             batch_size: 256,
@@ -272,6 +276,12 @@ impl AttackSettings {
             }
         };
         finite_nonneg("epsilon", self.epsilon)?;
+        if self.loss == AdvLoss::SoftMutualInformation && self.target.is_some() {
+            return Err(AttackError::invalid(
+                "loss",
+                "the soft mutual information is untargeted; use the output distance with a target",
+            ));
+        }
         finite_nonneg("lambda_adv", self.lambda_adv)?;
         finite_nonneg("lambda_pert", self.lambda_pert)?;
         finite_nonneg("hinge_weight", self.hinge_weight)?;
@@ -527,6 +537,8 @@ impl AttackConfig {
         with_pert_clip: pert_clip: Option<f32>;
         /// Sets the distance of `L_adv`.
         with_distance: distance: AdvDistance;
+        /// Sets what `L_adv` measures.
+        with_loss: loss: AdvLoss;
         /// Sets the optimiser settings.
         with_optimizer: optimizer: OptimizerConfig;
         /// Sets the stopping rule.

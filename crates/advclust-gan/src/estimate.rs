@@ -24,6 +24,10 @@ pub enum AdvObjective<'a> {
     Away(&'a [f32]),
     /// Targeted: towards the one-hot vector of this cluster (`L_adv` is minus that distance).
     Toward(ClusterId),
+    /// Untargeted, the batch's soft mutual information with these clean clusters (one per
+    /// image; [`crate::AdvLoss::SoftMutualInformation`]), linearised at the batch's current
+    /// memberships.
+    SoftMi(&'a [ClusterId]),
 }
 
 impl AdvObjective<'_> {
@@ -45,6 +49,8 @@ impl AdvObjective<'_> {
                     .sum();
                 -distance.per_sample(sq, n)
             }
+            // Linear in m: the caller applies the batch's weights instead.
+            AdvObjective::SoftMi(_) => 0.0,
         }
     }
 }
@@ -150,6 +156,16 @@ pub fn estimate_adv_gradient(
         AdvObjective::Toward(t) if t >= k => {
             return Err(AttackError::TargetOutOfRange { target: t, k });
         }
+        AdvObjective::SoftMi(clean) if clean.len() != n => {
+            return Err(AttackError::VictimOutputShape {
+                expected: [n, k],
+                actual: [clean.len(), k],
+            });
+        }
+        AdvObjective::SoftMi(clean) if clean.iter().any(|&c| c >= k) => {
+            let c = clean.iter().copied().max().unwrap_or(0);
+            return Err(AttackError::TargetOutOfRange { target: c, k });
+        }
         _ => {}
     }
 
@@ -166,8 +182,8 @@ pub fn estimate_adv_gradient(
     let [_, c, height, width] = x_adv.dims();
     let total = 2 * samples * n;
     let chunk = max_images_per_call.unwrap_or(total).max(1);
-    // f values of query g = (s, sign, i), in query order.
-    let mut fvals = vec![0.0f64; total];
+    // Memberships of query g = (s, sign, i), in query order.
+    let mut rows = vec![0.0f32; total * k];
     let mut mem_acc = vec![0.0f64; n * k];
     let mut calls = 0;
     let mut start = 0;
@@ -193,13 +209,36 @@ pub fn estimate_adv_gradient(
         for (offset, g) in (start..end).enumerate() {
             let i = (g % (2 * n)) % n;
             let row = m.row(offset).expect("validated row");
-            fvals[g] = objective.per_sample(distance, i, row, n);
+            rows[g * k..(g + 1) * k].copy_from_slice(row);
             for (acc, &v) in mem_acc[i * k..(i + 1) * k].iter_mut().zip(row) {
                 *acc += v as f64;
             }
         }
         start = end;
     }
+    let pairs = (2 * samples) as f64;
+    let memberships: Vec<f32> = mem_acc.iter().map(|&v| (v / pairs) as f32).collect();
+    // f values of every query: per-sample terms, or the batch objective's linearisation.
+    let weights = match objective {
+        AdvObjective::SoftMi(clean) => {
+            Some(crate::objective::soft_mi_weights(clean, &memberships, k).0)
+        }
+        _ => None,
+    };
+    let fvals: Vec<f64> = (0..total)
+        .map(|g| {
+            let i = (g % (2 * n)) % n;
+            let row = &rows[g * k..(g + 1) * k];
+            match &weights {
+                Some(w) => w[i * k..(i + 1) * k]
+                    .iter()
+                    .zip(row)
+                    .map(|(a, b)| *a as f64 * *b as f64)
+                    .sum(),
+                None => objective.per_sample(distance, i, row, n),
+            }
+        })
+        .collect();
 
     let mut gradient = vec![0.0f32; n * d];
     let mut losses = vec![0.0f64; n];
@@ -216,9 +255,7 @@ pub fn estimate_adv_gradient(
             }
         }
     }
-    let pairs = (2 * samples) as f64;
     losses.iter_mut().for_each(|l| *l /= pairs);
-    let memberships = mem_acc.iter().map(|&v| (v / pairs) as f32).collect();
     Ok(GradientEstimate {
         gradient,
         losses,

@@ -6,8 +6,8 @@ use advclust_core::{
     CoreError, ImageBatch, ModelOracle, NormKind, ParamGuard, QueryBudget, ThreatModel,
 };
 use advclust_gan::{
-    AttackConfig, AttackError, CheckedAttackConfig, GradientSource, LrMilestone, OptimizerConfig,
-    Stopping, TrainedAttack, train_backprop, train_query_only,
+    AdvLoss, AttackConfig, AttackError, CheckedAttackConfig, GradientSource, LrMilestone,
+    OptimizerConfig, Stopping, TrainedAttack, train_backprop, train_query_only,
 };
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -595,5 +595,51 @@ fn backprop_attack_compares_a_phi_wider_than_k_and_clusters_by_memberships() {
         eval.adversarial.nmi < 0.5,
         "adversarial NMI {}",
         eval.adversarial.nmi
+    );
+}
+
+#[test]
+fn soft_mutual_information_objective_breaks_the_toy_victim_in_both_modes() {
+    let dev = device();
+    let (x, labels) = halves(32, 1, SIDE);
+    let victim = HalfVictim::new(10.0, &dev);
+    for source in [
+        GradientSource::Backprop,
+        GradientSource::Nes {
+            samples: 20,
+            sigma: 0.01,
+        },
+    ] {
+        let config = base()
+            .with_loss(AdvLoss::SoftMutualInformation)
+            .with_gradient_source(source)
+            .with_stopping(Stopping::Epochs { epochs: 8 })
+            .check()
+            .unwrap();
+        let mut attack = if source.is_query_only() {
+            let mut oracle = ModelOracle::new(&victim, &dev);
+            train_query_only(&config, &mut oracle, &x, &dev).unwrap()
+        } else {
+            train_backprop(&config, &victim, &x, &dev).unwrap()
+        };
+        let mut oracle = ModelOracle::new(&victim, &dev);
+        let eval = attack.evaluate(&mut oracle, &x, &labels).unwrap();
+        // L_adv = -B MI rises towards 0 (no information left about the clean clusters).
+        let curves = &attack.report().curves;
+        assert!(curves.last().unwrap().l_adv > curves[0].l_adv);
+        assert!(
+            eval.adversarial.nmi < 0.5,
+            "{}: adversarial NMI {}",
+            source.name(),
+            eval.adversarial.nmi
+        );
+    }
+    // Untargeted only.
+    assert!(
+        base()
+            .with_loss(AdvLoss::SoftMutualInformation)
+            .with_target(Some(1))
+            .check()
+            .is_err()
     );
 }

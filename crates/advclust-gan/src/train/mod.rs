@@ -253,6 +253,7 @@ impl AttackGan {
             ledger: QueryLedger::new(QueryBudget::UNLIMITED),
             k: victim.model().num_clusters(),
             distance: self.settings.distance,
+            loss: self.settings.loss,
             target: self.settings.target,
         };
         let indices: Vec<usize> = (0..batch.len()).collect();

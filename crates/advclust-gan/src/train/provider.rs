@@ -2,6 +2,7 @@
 //! estimates from queries only.
 
 use super::*;
+use crate::objective::{AdvLoss, soft_mi_loss};
 
 /// Where one step's `L_adv` term comes from.
 pub(crate) struct AdvTerm {
@@ -52,6 +53,7 @@ pub(super) struct BackpropProvider<'a, M> {
     pub(super) ledger: QueryLedger,
     pub(super) k: usize,
     pub(super) distance: AdvDistance,
+    pub(super) loss: AdvLoss,
     pub(super) target: Option<ClusterId>,
 }
 
@@ -137,17 +139,13 @@ impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
         let (m, out) = model.memberships_and_attack_output(x_adv.clone());
         check_output(&m, n, k)?;
         let adv_clusters = host_clusters(&m, k, ctx, "adversarial victim output")?;
-        let out = match self.target {
-            None => {
+        let term = match (self.target, self.loss, &clean_clusters) {
+            (None, AdvLoss::SoftMutualInformation, Some(clean)) => soft_mi_loss(m, clean),
+            (None, _, _) => {
                 check_output(&out, n, reference.dims()[1])?;
-                out
+                distance_tensor(out, reference, self.distance)
             }
-            Some(_) => m,
-        };
-        let dist = distance_tensor(out, reference, self.distance);
-        let term = match self.target {
-            None => dist,
-            Some(_) => dist.mul_scalar(-1.0),
+            (Some(_), _, _) => distance_tensor(m, reference, self.distance).mul_scalar(-1.0),
         };
         let l_adv = scalar(&term);
         Ok(AdvTerm {
@@ -169,6 +167,7 @@ pub(super) struct QueryProvider<'a> {
     pub(super) k: usize,
     pub(super) source: GradientSource,
     pub(super) distance: AdvDistance,
+    pub(super) loss: AdvLoss,
     pub(super) target: Option<ClusterId>,
     pub(super) max_images_per_call: Option<usize>,
     pub(super) rng: StdRng,
@@ -229,9 +228,10 @@ impl AdvProvider for QueryProvider<'_> {
             }
             Some(_) => (Vec::new(), None),
         };
-        let objective = match self.target {
-            None => AdvObjective::Away(&rows),
-            Some(t) => AdvObjective::Toward(t),
+        let objective = match (self.target, self.loss, &clean_clusters) {
+            (None, AdvLoss::SoftMutualInformation, Some(clean)) => AdvObjective::SoftMi(clean),
+            (None, _, _) => AdvObjective::Away(&rows),
+            (Some(t), _, _) => AdvObjective::Toward(t),
         };
         let est = estimate_adv_gradient(
             &mut self.oracle,

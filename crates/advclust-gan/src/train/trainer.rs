@@ -103,6 +103,7 @@ impl<'a> AttackTrainer<'a> {
             ledger: QueryLedger::new(self.config.budget),
             k: model.num_clusters(),
             distance: self.config.distance,
+            loss: self.config.loss,
             target: self.config.target,
         };
         self.run(provider, train)
@@ -133,6 +134,7 @@ impl<'a> AttackTrainer<'a> {
             k,
             source: self.config.gradient_source,
             distance: self.config.distance,
+            loss: self.config.loss,
             target: self.config.target,
             max_images_per_call: self.config.max_images_per_call,
             rng: StdRng::seed_from_u64(sub_seed(self.config.seed, STREAM_ESTIMATOR)),
