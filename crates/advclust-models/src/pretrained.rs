@@ -54,6 +54,13 @@ pub const EMBEDDED: &[EmbeddedVictim] = &[
         description: include_str!("../assets/scan-mnist/model.json"),
         weights: include_bytes!("../assets/scan-mnist/model.bpk"),
     },
+    EmbeddedVictim {
+        name: "pretrained-nnm-mnist",
+        kind: VictimKind::Nnm,
+        dataset: "mnist",
+        description: include_str!("../assets/nnm-mnist/model.json"),
+        weights: include_bytes!("../assets/nnm-mnist/model.bpk"),
+    },
 ];
 
 /// Burnpack weights of the embedded CC MNIST model.
