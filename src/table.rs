@@ -14,7 +14,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use advclust_core::{NormKind, ParamGuard};
-use advclust_gan::{AttackConfig, GradientSource, Stopping};
+use advclust_gan::{AdvLoss, AttackConfig, GradientSource, Stopping};
 use advclust_metrics::ClusteringScores;
 use advclust_models::{EpsilonSpace, VictimKind};
 use burn::tensor::Device;
@@ -74,6 +74,9 @@ pub struct TableSettings {
     pub nes_epochs: usize,
     /// Seed of every attack.
     pub seed: u64,
+    /// What every attack maximises (the paper's output distance by default).
+    #[serde(default)]
+    pub loss: AdvLoss,
 }
 
 impl Default for TableSettings {
@@ -88,6 +91,7 @@ impl Default for TableSettings {
             nes_sigma: 0.01,
             nes_epochs: 12,
             seed: 0,
+            loss: AdvLoss::OutputDistance,
         }
     }
 }
@@ -189,6 +193,7 @@ pub fn run_table1(
                 .with_norm(NormKind::Linf)
                 .with_epsilon(eps)
                 .with_gradient_source(source)
+                .with_loss(settings.loss)
                 .with_stopping(stopping)
                 .with_batch_size(settings.batch_size)
                 .with_seed(settings.seed)
