@@ -646,3 +646,40 @@ fn spice_with_no_reliable_image_is_a_typed_error() {
         Err(ModelError::InvalidConfig { .. })
     ));
 }
+
+#[test]
+fn a_resumed_spice_run_rebuilds_its_prototype_labels_and_equals_an_uninterrupted_one() {
+    let dev = device();
+    let (images, labels) = synthetic(32, 71);
+    let pretext = tiny_pretext(&images, &labels, 72);
+    let mut config = tiny_spice_config(73);
+    config.prototype.run.epochs = 3;
+    let (full_model, full) = train_spice(&config, &pretext, &images, None, &dev).unwrap();
+    let dir = temp_dir("spice-resume");
+    let mut first = config.clone();
+    first.prototype.run.epochs = 2;
+    first.prototype.run.checkpoint_dir = Some(dir.clone());
+    first.prototype.run.checkpoint_every = 1;
+    first.semi = None;
+    train_spice(&first, &pretext, &images, None, &dev).unwrap();
+    // Resumed with other bookkeeping (more epochs, resume on, a checkpoint directory for the
+    // semi stage too): only what determines the weights is compared.
+    let mut second = config.clone();
+    second.prototype.run.checkpoint_dir = Some(dir.clone());
+    second.prototype.run.resume = true;
+    if let Some(semi) = second.semi.as_mut() {
+        semi.run.checkpoint_dir = Some(dir.clone());
+    }
+    let (model, resumed) = train_spice(&second, &pretext, &images, None, &dev).unwrap();
+    assert_eq!(resumed.self_run.resumed_after_epoch, Some(2));
+    let losses = |e: &[EpochLog]| e.iter().map(|e| e.loss).collect::<Vec<_>>();
+    assert_eq!(
+        losses(&full.self_run.epochs),
+        losses(&resumed.self_run.epochs)
+    );
+    assert_eq!(
+        model.memberships_host(&images, 64, &dev).unwrap(),
+        full_model.memberships_host(&images, 64, &dev).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -212,8 +212,11 @@ pub fn train_spice(
         k,
         selections: Vec::new(),
     };
+    // What determines the weights (not the run's bookkeeping: epochs, resume, logging).
     let fingerprint = serde_json::json!({
-        "model": self_config, "prototype": proto, "backbone": pretext.training,
+        "model": self_config, "center_ratio": proto.center_ratio, "repeats": proto.repeats,
+        "weak": proto.weak, "strong": proto.strong, "batch_size": proto.run.batch_size,
+        "learning_rate": proto.run.learning_rate, "backbone": pretext.training,
     });
     let items = proto.repeats * labelled_count(n, k);
     let (heads, self_run) = run_training(
@@ -336,8 +339,10 @@ fn train_semi(
     )?;
     let self_losses: Vec<f64> = self_run.epochs.iter().map(|e| e.loss).collect();
     let fingerprint = serde_json::json!({
-        "model": semi_config, "semi": semi, "start": self_losses,
-        "reliable": reliable.indices.len(),
+        "model": semi_config, "p_cutoff": semi.p_cutoff, "lambda_u": semi.lambda_u,
+        "uratio": semi.uratio, "weak": semi.weak, "strong": semi.strong,
+        "batch_size": semi.run.batch_size, "learning_rate": semi.run.learning_rate,
+        "start": self_losses, "reliable": reliable.indices,
     });
     let mut step = SemiStep {
         images,
