@@ -61,6 +61,13 @@ pub const EMBEDDED: &[EmbeddedVictim] = &[
         description: include_str!("../assets/nnm-mnist/model.json"),
         weights: include_bytes!("../assets/nnm-mnist/model.bpk"),
     },
+    EmbeddedVictim {
+        name: "pretrained-spice-mnist",
+        kind: VictimKind::Spice,
+        dataset: "mnist",
+        description: include_str!("../assets/spice-mnist/model.json"),
+        weights: include_bytes!("../assets/spice-mnist/model.bpk"),
+    },
 ];
 
 /// Burnpack weights of the embedded CC MNIST model.
