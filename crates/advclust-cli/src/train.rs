@@ -31,13 +31,16 @@ pub(crate) struct BackboneArgs {
 /// The run options shared by every training command (defaults depend on the model).
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
-    /// Training epochs (default: cc 20, scan 20 + self-label epochs, pretext 40).
+    /// Training epochs of the first stage (default: cc 20, scan 20 + self-label epochs, nnm 30,
+    /// spice 30 + SPICE-Semi epochs, pretext 40).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Images per step (default: cc 256, scan 128, pretext 256).
+    /// Images per step of the first stage (default: cc 256, scan 128, nnm 200, spice 128,
+    /// pretext 256).
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Adam learning rate (default: cc 1e-3, scan 1e-4, pretext 1e-3).
+    /// Adam learning rate of the first stage (default: cc 1e-3, scan 1e-4, nnm 1e-4, spice
+    /// 5e-3, pretext 1e-3); later stages (self-labelling, SPICE-Semi) keep their own.
     #[arg(long)]
     lr: Option<f64>,
     /// Augmentation preset (default: digits for MNIST, else by the number of channels).
@@ -155,6 +158,23 @@ impl RunArgs {
         run
     }
 
+    /// A later stage's run (self-labelling, SPICE-Semi): the stage's own batch size and
+    /// optimiser, `epochs`, and this command's seed, logging and checkpoint settings.
+    fn later_stage(
+        &self,
+        stage: &RunConfig,
+        epochs: usize,
+        seed: u64,
+        out: &std::path::Path,
+    ) -> RunConfig {
+        let mut run = self.run_config((epochs, stage.batch_size, stage.learning_rate), seed, out);
+        run.epochs = epochs;
+        run.batch_size = stage.batch_size;
+        run.learning_rate = stage.learning_rate;
+        run.weight_decay = stage.weight_decay;
+        run
+    }
+
     fn augment(&self, dataset: &DatasetSpec, channels: usize) -> AugmentConfig {
         let mut augment = match self.augment {
             Some(Augment::Digits) => AugmentConfig::digits(),
@@ -178,12 +198,10 @@ impl BackboneArgs {
     }
 }
 
-fn print_scores(dataset: &DatasetSpec, scores: Option<advclust::metrics::ClusteringScores>) {
+/// Prints `what: NMI .. ARI .. ACC ..` when there are scores.
+fn print_scores(what: &str, scores: Option<advclust::metrics::ClusteringScores>) {
     if let Some(s) = scores {
-        println!(
-            "victim on {dataset}: NMI {:.4} ARI {:.4} ACC {:.4}",
-            s.nmi, s.ari, s.acc
-        );
+        println!("{what}: NMI {:.4} ARI {:.4} ACC {:.4}", s.nmi, s.ari, s.acc);
     }
 }
 
@@ -213,9 +231,11 @@ pub(crate) fn train_victim(
             config.augment = augment;
             let (model, report) =
                 advclust::models::train_cc(&config, &images, Some(data.labels()), device)?;
-            let model = with_command(model, &command);
-            model.save(&model_dir)?;
-            print_scores(&a.data.dataset, report.final_scores);
+            save_with_command(model, &command, &model_dir)?;
+            print_scores(
+                &format!("victim on {}", a.data.dataset),
+                report.final_scores,
+            );
             (pipeline::to_json(&report)?, report.train_seconds)
         }
         VictimKind::Scan => {
@@ -232,11 +252,7 @@ pub(crate) fn train_victim(
                 (epochs, Some(mut sl)) => {
                     sl.threshold = a.selflabel_threshold;
                     sl.augment = augment;
-                    let mut run = a.run.run_config((epochs, 256, 1e-4), a.data.seed, &a.out);
-                    run.epochs = epochs;
-                    run.batch_size = sl.run.batch_size;
-                    run.weight_decay = 1e-4;
-                    sl.run = run;
+                    sl.run = a.run.later_stage(&sl.run, epochs, a.data.seed, &a.out);
                     Some(sl)
                 }
             };
@@ -247,15 +263,12 @@ pub(crate) fn train_victim(
                 Some(data.labels()),
                 device,
             )?;
-            let model = with_command(model, &command);
-            model.save(&model_dir)?;
-            if let Some(s) = report.scan_scores {
-                println!(
-                    "after the SCAN stage: NMI {:.4} ARI {:.4} ACC {:.4}",
-                    s.nmi, s.ari, s.acc
-                );
-            }
-            print_scores(&a.data.dataset, report.final_scores);
+            save_with_command(model, &command, &model_dir)?;
+            print_scores("after the SCAN stage", report.scan_scores);
+            print_scores(
+                &format!("victim on {}", a.data.dataset),
+                report.final_scores,
+            );
             let seconds = report.scan.train_seconds
                 + report.selflabel.as_ref().map_or(0.0, |r| r.train_seconds);
             (pipeline::to_json(&report)?, seconds)
@@ -276,12 +289,14 @@ pub(crate) fn train_victim(
                 Some(data.labels()),
                 device,
             )?;
-            let model = with_command(model, &command);
-            model.save(&model_dir)?;
+            save_with_command(model, &command, &model_dir)?;
             if let Some(agreement) = report.neighbor_agreement {
                 println!("backbone-feature neighbour agreement: {agreement:.4}");
             }
-            print_scores(&a.data.dataset, report.final_scores);
+            print_scores(
+                &format!("victim on {}", a.data.dataset),
+                report.final_scores,
+            );
             (pipeline::to_json(&report)?, report.run.train_seconds)
         }
         VictimKind::Spice => {
@@ -295,12 +310,7 @@ pub(crate) fn train_victim(
             config.semi = match (a.semi_epochs, config.semi.take()) {
                 (0, _) | (_, None) => None,
                 (epochs, Some(mut semi)) => {
-                    let mut run = a.run.run_config((epochs, 96, 1e-4), a.data.seed, &a.out);
-                    run.epochs = epochs;
-                    run.batch_size = semi.run.batch_size;
-                    run.learning_rate = semi.run.learning_rate;
-                    run.weight_decay = semi.run.weight_decay;
-                    semi.run = run;
+                    semi.run = a.run.later_stage(&semi.run, epochs, a.data.seed, &a.out);
                     Some(semi)
                 }
             };
@@ -311,14 +321,11 @@ pub(crate) fn train_victim(
                 Some(data.labels()),
                 device,
             )?;
-            let model = with_command(model, &command);
-            model.save(&model_dir)?;
-            if let Some(s) = report.self_scores {
-                println!(
-                    "SPICE-Self (head {}): NMI {:.4} ARI {:.4} ACC {:.4}",
-                    report.selected_head, s.nmi, s.ari, s.acc
-                );
-            }
+            save_with_command(model, &command, &model_dir)?;
+            print_scores(
+                &format!("SPICE-Self (head {})", report.selected_head),
+                report.self_scores,
+            );
             if let Some(r) = &report.reliable {
                 println!(
                     "reliable images: {} (per cluster before balancing {:?}), ACC {}",
@@ -327,7 +334,10 @@ pub(crate) fn train_victim(
                     r.accuracy.map_or("-".into(), |a| format!("{a:.4}"))
                 );
             }
-            print_scores(&a.data.dataset, report.final_scores);
+            print_scores(
+                &format!("victim on {}", a.data.dataset),
+                report.final_scores,
+            );
             let seconds = report.self_run.train_seconds
                 + report.semi_run.as_ref().map_or(0.0, |r| r.train_seconds);
             (pipeline::to_json(&report)?, seconds)
@@ -354,12 +364,17 @@ fn load_pretext(
     Ok(Pretext::load(dir, device)?)
 }
 
-fn with_command<M: VictimModel>(model: M, command: &str) -> M {
+/// Records `command` in the model's training summary and saves it into `dir`.
+fn save_with_command<M: VictimModel>(
+    model: M,
+    command: &str,
+    dir: &std::path::Path,
+) -> Result<(), Error> {
     let training = model.training().cloned().map(|mut s| {
         s.command = Some(command.to_string());
         s
     });
-    model.with_training(training)
+    Ok(model.with_training(training).save(dir)?)
 }
 
 pub(crate) fn train_pretext(

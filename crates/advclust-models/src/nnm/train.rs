@@ -7,7 +7,6 @@ use advclust_metrics::ClusteringScores;
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +18,9 @@ use crate::runner::{
     Evaluation, RunConfig, RunReport, StepLoss, TrainingStep, gather_images, run_training,
 };
 use crate::scan::ScanModel;
-use crate::scan::heads::{HeadsPass, check_heads, heads_from_pretext, select_head};
+use crate::scan::heads::{
+    HeadsPass, check_heads, heads_evaluation, heads_from_pretext, select_head,
+};
 use crate::victim::TrainingSummary;
 
 /// Everything an NNM run needs besides the data and the pretext.
@@ -239,14 +240,7 @@ impl TrainingStep<ScanModel> for NnmStep<'_> {
         let b = batch.len();
         let len = c * h * w;
         let k = model.config().num_clusters;
-        // One mined neighbour per anchor, uniformly from its stored row (itself included).
-        let partners: Vec<usize> = batch
-            .iter()
-            .map(|&i| {
-                let row = self.neighbors.row(i);
-                row[rng.random_range(0..row.len())] as usize
-            })
-            .collect();
+        let partners = self.neighbors.random_partners(batch, rng);
         let dims = [b, c, h, w];
         let anchors = gather_images(self.images.data(), len, batch);
         let mut views = augment_batch(&anchors, dims, &self.config.augment, rng)?;
@@ -300,22 +294,15 @@ impl TrainingStep<ScanModel> for NnmStep<'_> {
     }
 
     fn evaluate(&mut self, model: &ScanModel, device: &Device) -> Result<Option<Evaluation>> {
-        let sel = select_head(
+        heads_evaluation(
             model,
             self.images,
             self.neighbors,
             self.config.selection_neighbors,
+            self.labels,
             device,
-        )?;
-        let k = model.config().num_clusters;
-        let clusters = Evaluation::of_memberships(&sel.memberships, k, self.labels)?;
-        Ok(Some(Evaluation {
-            metrics: vec![
-                ("best head".into(), sel.best as f64),
-                ("selection loss".into(), sel.losses[sel.best]),
-            ],
-            ..clusters
-        }))
+        )
+        .map(Some)
     }
 }
 

@@ -2,6 +2,8 @@
 //! `O(block * n)` (a 60,000-image set never builds the 60,000 x 60,000 matrix).
 
 use burn::tensor::{Device, Tensor, TensorData};
+use rand::RngExt;
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -58,6 +60,18 @@ impl Neighbors {
             return Err(bad(format!("an index is not below n = {}", self.n)));
         }
         Ok(())
+    }
+
+    /// One partner per image of `batch`, drawn uniformly from its row (the image itself
+    /// included, as SCAN draws from its k + 1 stored indices).
+    pub fn random_partners(&self, batch: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        batch
+            .iter()
+            .map(|&i| {
+                let row = self.row(i);
+                row[rng.random_range(0..row.len())] as usize
+            })
+            .collect()
     }
 
     /// Fraction of (anchor, neighbour) pairs with the same label (the image itself excluded),

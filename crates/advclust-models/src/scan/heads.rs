@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 
 use crate::error::{ModelError, Result};
 use crate::pretext::{Neighbors, Pretext, check_images};
+use crate::runner::Evaluation;
 use crate::scan::{MAX_HEADS, ScanConfig, ScanModel};
 
 /// Checks the settings SCAN and NNM share: `2 <= k <= n`, `1..=MAX_HEADS` heads, a finite
@@ -197,4 +198,26 @@ pub(crate) struct HeadSelection {
     pub(crate) best: usize,
     /// Its memberships on the training set, row-major `[N, k]`.
     pub(crate) memberships: Vec<f32>,
+}
+
+/// The runner's evaluation of a heads model: the selected head's clusters and scores, with the
+/// selected head and its selection loss as metrics.
+pub(crate) fn heads_evaluation(
+    model: &ScanModel,
+    images: &ImageBatch,
+    neighbors: &Neighbors,
+    selection_neighbors: usize,
+    labels: Option<&[usize]>,
+    device: &Device,
+) -> Result<Evaluation> {
+    let sel = select_head(model, images, neighbors, selection_neighbors, device)?;
+    let clusters =
+        Evaluation::of_memberships(&sel.memberships, model.config().num_clusters, labels)?;
+    Ok(Evaluation {
+        metrics: vec![
+            ("best head".into(), sel.best as f64),
+            ("selection loss".into(), sel.losses[sel.best]),
+        ],
+        ..clusters
+    })
 }

@@ -6,7 +6,6 @@ use advclust_metrics::ClusteringScores;
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +16,7 @@ use crate::runner::{
     Evaluation, RunConfig, RunReport, StepLoss, TrainingStep, gather_images, run_training,
 };
 use crate::scan::ScanModel;
-use crate::scan::heads::{check_heads, heads_from_pretext, select_head};
+use crate::scan::heads::{check_heads, heads_evaluation, heads_from_pretext, select_head};
 use crate::victim::TrainingSummary;
 
 /// The self-labelling stage: cross-entropy on strongly augmented images against the model's
@@ -168,14 +167,7 @@ impl TrainingStep<ScanModel> for ScanStep<'_> {
         let [_, c, h, w] = self.images.dims();
         let b = batch.len();
         let len = c * h * w;
-        // One neighbour per anchor, uniformly from its stored row (itself included, as SCAN).
-        let partners: Vec<usize> = batch
-            .iter()
-            .map(|&i| {
-                let row = self.neighbors.row(i);
-                row[rng.random_range(0..row.len())] as usize
-            })
-            .collect();
+        let partners = self.neighbors.random_partners(batch, rng);
         let dims = [b, c, h, w];
         let mut views = augment_batch(
             &gather_images(self.images.data(), len, batch),
@@ -213,22 +205,15 @@ impl TrainingStep<ScanModel> for ScanStep<'_> {
     }
 
     fn evaluate(&mut self, model: &ScanModel, device: &Device) -> Result<Option<Evaluation>> {
-        let sel = select_head(
+        heads_evaluation(
             model,
             self.images,
             self.neighbors,
             self.config.selection_neighbors,
+            self.labels,
             device,
-        )?;
-        let k = model.config().num_clusters;
-        let clusters = Evaluation::of_memberships(&sel.memberships, k, self.labels)?;
-        Ok(Some(Evaluation {
-            metrics: vec![
-                ("best head".into(), sel.best as f64),
-                ("selection loss".into(), sel.losses[sel.best]),
-            ],
-            ..clusters
-        }))
+        )
+        .map(Some)
     }
 }
 
