@@ -115,10 +115,7 @@ pub fn mine_neighbors(features: &[f32], n: usize, k: usize, device: &Device) -> 
     }
     let d = features.len() / n;
     let mut unit = features.to_vec();
-    for row in unit.chunks_mut(d) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= norm);
-    }
+    crate::norm::l2_normalize_host_rows(&mut unit, d);
     let device = device.clone().inner();
     let all = Tensor::<2>::from_data(TensorData::new(unit.clone(), [n, d]), &device);
     let all_t = all.transpose();

@@ -124,8 +124,9 @@ impl SpiceHeads {
             .collect()
     }
 
-    /// Raw logits of head `head` (which must exist).
-    pub fn forward_head(&self, head: usize, features: Tensor<2>) -> Tensor<2> {
+    /// Raw logits of head `head` (callers pass an index below the head count: the selected
+    /// head of a validated config, or a loop over the heads).
+    pub(crate) fn forward_head(&self, head: usize, features: Tensor<2>) -> Tensor<2> {
         self.heads[head].forward(features)
     }
 

@@ -190,10 +190,7 @@ pub fn train_spice(
         )?);
     }
     let mut embeddings = features.clone();
-    for row in embeddings.chunks_mut(d) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= norm);
-    }
+    crate::norm::l2_normalize_host_rows(&mut embeddings, d);
 
     // SPICE-Self: the heads alone are trained.
     let proto = &config.prototype;
