@@ -20,6 +20,7 @@ pub use advclust_data as data;
 pub use advclust_gan as gan;
 pub use advclust_metrics as metrics;
 pub use advclust_models as models;
+pub use advclust_perimage as perimage;
 pub use advclust_plot as plot;
 pub use burn;
 
@@ -64,6 +65,9 @@ pub enum Error {
     /// An error of a victim model (advclust-models).
     #[error(transparent)]
     Model(#[from] advclust_models::ModelError),
+    /// An error of a per-image attack (advclust-perimage).
+    #[error(transparent)]
+    PerImage(#[from] advclust_perimage::PerImageError),
     /// An error drawing a figure (advclust-plot).
     #[error(transparent)]
     Figure(#[from] advclust_plot::figures::FigureError),

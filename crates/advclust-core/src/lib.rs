@@ -19,6 +19,7 @@ pub mod memberships;
 pub mod model;
 pub mod oracle;
 pub mod params;
+pub mod random;
 pub mod threat;
 
 pub use batch::{ImageBatch, ValueBox};
@@ -28,6 +29,7 @@ pub use memberships::{ClusterId, Memberships, ROW_SUM_TOLERANCE, argmax_rows};
 pub use model::{DifferentiableClusterModel, ModelOracle};
 pub use oracle::{ArgmaxLabels, ClusterOracle, LabelOracle};
 pub use params::ParamGuard;
+pub use random::{derive_seed, standard_normal};
 pub use threat::{
     NormKind, NormSummary, PerturbationNorms, ThreatModel, ThreatModelParams, per_sample_l2,
 };

@@ -130,18 +130,7 @@ impl WeightInit {
 
 /// `len` standard normal samples (Box-Muller, two per pair of uniforms).
 pub(crate) fn gaussian(rng: &mut StdRng, len: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len + 1);
-    while out.len() < len {
-        // u1 in (0, 1] so that ln(u1) is finite.
-        let u1 = 1.0 - rng.random::<f64>();
-        let u2 = rng.random::<f64>();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        out.push((r * t.cos()) as f32);
-        out.push((r * t.sin()) as f32);
-    }
-    out.truncate(len);
-    out
+    advclust_core::standard_normal(rng, len)
 }
 
 fn conv(

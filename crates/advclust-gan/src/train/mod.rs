@@ -36,13 +36,9 @@ const STREAM_DISCRIMINATOR: u64 = 2;
 const STREAM_SHUFFLE: u64 = 3;
 const STREAM_ESTIMATOR: u64 = 4;
 
-/// Derives an independent seed for one random stream (SplitMix64 of seed and stream).
+/// Derives an independent seed for one random stream of the configuration seed.
 pub(crate) fn sub_seed(seed: u64, stream: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    advclust_core::derive_seed(seed, stream)
 }
 
 /// A progress bar, drawn only when enabled and stderr is a terminal.
