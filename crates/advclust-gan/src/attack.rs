@@ -35,11 +35,49 @@ struct SavedAttack {
     report: AttackReport,
 }
 
+/// A copy of the generator taken during training at a requested call count
+/// ([`AttackSettings::snapshot_calls`]). Kept in memory only: a saved attack holds the final
+/// generator.
+#[derive(Debug, Clone)]
+pub struct GeneratorSnapshot {
+    /// The call count asked for.
+    pub requested_calls: u64,
+    /// Training queries made when the copy was taken (at most `requested_calls` calls; a run
+    /// stopped by that budget also counts the calls of the step it could not finish).
+    pub queries: advclust_core::QueryCounts,
+    /// Training steps done then.
+    pub steps: u64,
+    generator: Generator,
+}
+
+impl GeneratorSnapshot {
+    /// A copy of `generator` (any device; moved to the plain version of `device`, evaluation
+    /// mode).
+    pub(crate) fn new(
+        requested_calls: u64,
+        queries: advclust_core::QueryCounts,
+        steps: u64,
+        generator: &Generator,
+        device: &Device,
+    ) -> Self {
+        GeneratorSnapshot {
+            requested_calls,
+            queries,
+            steps,
+            generator: generator
+                .clone()
+                .valid()
+                .to_device(&device.clone().without_autodiff()),
+        }
+    }
+}
+
 /// A trained generator with its configuration and report. It perturbs new images of the same
 /// shape with no further queries.
 #[derive(Debug, Clone)]
 pub struct TrainedAttack {
     generator: Generator,
+    snapshots: Vec<GeneratorSnapshot>,
     config: CheckedAttackConfig,
     report: AttackReport,
     image_shape: [usize; 3],
@@ -61,6 +99,7 @@ impl TrainedAttack {
         let device = device.clone().without_autodiff();
         TrainedAttack {
             generator: generator.valid().to_device(&device),
+            snapshots: Vec::new(),
             config,
             report,
             image_shape,
@@ -72,6 +111,23 @@ impl TrainedAttack {
     /// The generator (evaluation mode, plain device).
     pub fn generator(&self) -> &Generator {
         &self.generator
+    }
+
+    /// The generator copies taken during training, in the order of their call counts.
+    pub fn snapshots(&self) -> &[GeneratorSnapshot] {
+        &self.snapshots
+    }
+
+    pub(crate) fn with_snapshots(mut self, snapshots: Vec<GeneratorSnapshot>) -> Self {
+        self.snapshots = snapshots;
+        self
+    }
+
+    /// Perturbs `images` with snapshot `index` instead of the final generator (no queries);
+    /// `None` for an index out of range.
+    pub fn perturb_snapshot(&self, index: usize, images: &ImageBatch) -> Option<Result<ImageBatch>> {
+        let snapshot = self.snapshots.get(index)?;
+        Some(self.perturb_using(&snapshot.generator, images, &self.threat))
     }
 
     /// The configuration it was trained with.
@@ -104,6 +160,15 @@ impl TrainedAttack {
     /// an evaluation radius different from the training one, as in the paper's epsilon
     /// sweep). Makes no queries.
     pub fn perturb_with(&self, images: &ImageBatch, threat: &ThreatModel) -> Result<ImageBatch> {
+        self.perturb_using(&self.generator, images, threat)
+    }
+
+    fn perturb_using(
+        &self,
+        generator: &Generator,
+        images: &ImageBatch,
+        threat: &ThreatModel,
+    ) -> Result<ImageBatch> {
         images.expect_image_shape(self.image_shape)?;
         let (a, b) = (threat.value_box(), images.value_box());
         if a != b {
@@ -119,7 +184,7 @@ impl TrainedAttack {
             .chunks(self.config.batch_size)
             .map(|chunk| {
                 let x = chunk.to_tensor(&self.device);
-                let delta = self.generator.forward(x.clone());
+                let delta = generator.forward(x.clone());
                 let x_adv = threat.apply(x, delta);
                 ImageBatch::from_tensor(x_adv, b).map_err(AttackError::from)
             })
@@ -167,6 +232,7 @@ impl TrainedAttack {
             .try_load_file(dir.join(GENERATOR_FILE))
             .map_err(|e| AttackError::Record(e.to_string()))?;
         Ok(TrainedAttack {
+            snapshots: Vec::new(),
             generator: generator.valid(),
             config,
             report: saved.report,

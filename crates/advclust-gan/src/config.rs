@@ -224,6 +224,10 @@ pub struct AttackSettings {
     pub output_dir: Option<PathBuf>,
     /// Show progress bars (only ever drawn when stderr is a terminal).
     pub progress: bool,
+    /// Training batch calls at which to keep a copy of the generator
+    /// ([`crate::TrainedAttack::snapshots`]): the copy at `c` is the generator after the last
+    /// step that ended within `c` calls, i.e. what a run with a budget of `c` calls returns.
+    pub snapshot_calls: Vec<u64>,
 }
 
 impl Default for AttackSettings {
@@ -248,6 +252,7 @@ impl Default for AttackSettings {
             shuffle: true,
             output_dir: None,
             progress: true,
+            snapshot_calls: Vec::new(),
         }
     }
 }
@@ -561,5 +566,7 @@ impl AttackConfig {
         with_output_dir: output_dir: Option<PathBuf>;
         /// Sets whether progress bars are shown.
         with_progress: progress: bool;
+        /// Sets the call counts at which the generator is snapshotted.
+        with_snapshot_calls: snapshot_calls: Vec<u64>;
     }
 }

@@ -64,7 +64,7 @@ mod objective;
 mod report;
 mod train;
 
-pub use attack::{ATTACK_FILE, GENERATOR_FILE, TrainedAttack};
+pub use attack::{ATTACK_FILE, GENERATOR_FILE, GeneratorSnapshot, TrainedAttack};
 pub use config::{
     AdvDistance, AttackConfig, AttackSettings, CheckedAttackConfig, GradientSource, LrMilestone,
     OptimizerConfig, Stopping,

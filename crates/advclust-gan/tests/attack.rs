@@ -643,3 +643,50 @@ fn soft_mutual_information_objective_breaks_the_toy_victim_in_both_modes() {
             .is_err()
     );
 }
+
+#[test]
+fn a_generator_snapshot_equals_a_run_with_that_call_budget() {
+    let dev = device();
+    let (x, _) = halves(16, 1, SIDE);
+    let victim = HalfVictim::new(10.0, &dev);
+    let spsa = GradientSource::Spsa {
+        samples: 2,
+        delta: 0.01,
+    };
+    // Query-only: the first step makes 1 clean call and 4 estimate calls of 16, later ones 4.
+    let calls = vec![3, 5, 9, 13, 1000];
+    let full = base()
+        .with_gradient_source(spsa)
+        .with_max_images_per_call(Some(16))
+        .with_snapshot_calls(calls.clone())
+        .check()
+        .unwrap();
+    let mut oracle = ModelOracle::new(&victim, &dev);
+    let attack = train_query_only(&full, &mut oracle, &x, &dev).unwrap();
+    assert_eq!(attack.snapshots().len(), calls.len());
+    for (i, &c) in calls.iter().enumerate() {
+        let snap = &attack.snapshots()[i];
+        assert_eq!(snap.requested_calls, c);
+        assert!(snap.queries.batch_calls <= c);
+        let budget = base()
+            .with_gradient_source(spsa)
+            .with_max_images_per_call(Some(16))
+            .with_budget(QueryBudget::batch_calls(c))
+            .check()
+            .unwrap();
+        let mut oracle = ModelOracle::new(&victim, &dev);
+        let short = match train_query_only(&budget, &mut oracle, &x, &dev) {
+            Ok(a) => a,
+            Err(e) => e.into_partial().expect("interrupted with the generator so far"),
+        };
+        assert_eq!(snap.steps, short.report().steps, "at {c} calls");
+        // The budget run also counts the calls of the step it could not finish.
+        assert!(snap.queries.batch_calls <= short.report().training_queries.batch_calls);
+        let from_snapshot = attack.perturb_snapshot(i, &x).unwrap().unwrap();
+        assert_eq!(from_snapshot, short.perturb(&x).unwrap(), "at {c} calls");
+    }
+    assert!(attack.perturb_snapshot(calls.len(), &x).is_none());
+    // The last one was never reached: it is the final generator.
+    let last = attack.perturb_snapshot(calls.len() - 1, &x).unwrap().unwrap();
+    assert_eq!(last, attack.perturb(&x).unwrap());
+}

@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::attack::TrainedAttack;
+use crate::attack::{GeneratorSnapshot, TrainedAttack};
 use crate::config::{
     AdvDistance, AttackSettings, CheckedAttackConfig, GradientSource, NORM_EPS, Stopping,
 };

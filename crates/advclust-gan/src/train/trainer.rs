@@ -35,6 +35,50 @@ impl EpochAcc {
     }
 }
 
+/// The generator copies still to take and those taken.
+struct Snapshots {
+    /// Requested call counts, ascending, not yet taken.
+    pending: Vec<u64>,
+    taken: Vec<GeneratorSnapshot>,
+}
+
+impl Snapshots {
+    fn new(calls: &[u64]) -> Self {
+        let mut pending = calls.to_vec();
+        pending.sort_unstable();
+        pending.dedup();
+        pending.reverse();
+        Snapshots {
+            pending,
+            taken: Vec::new(),
+        }
+    }
+
+    fn pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Takes `generator` (the state at `counts`, after `steps` steps) for every requested
+    /// count below `calls_after`: the calls the next step ended at.
+    fn take_remaining(
+        &mut self,
+        calls_after: u64,
+        counts: QueryCounts,
+        steps: u64,
+        generator: &Generator,
+        device: &Device,
+    ) {
+        while let Some(&c) = self.pending.last() {
+            if c >= calls_after {
+                break;
+            }
+            self.pending.pop();
+            self.taken
+                .push(GeneratorSnapshot::new(c, counts, steps, generator, device));
+        }
+    }
+}
+
 /// Plateau detector of [`Stopping::Convergence`].
 struct Plateau {
     best: Option<f64>,
@@ -182,7 +226,10 @@ impl<'a> AttackTrainer<'a> {
             evaluation_wall_time_s: 0.0,
         };
         let started = Instant::now();
-        let result = self.epochs(&mut gan, &mut provider, train, &mut report, started);
+        let mut snapshots = Snapshots::new(&cfg.snapshot_calls);
+        let result = self.epochs(&mut gan, &mut provider, train, &mut report, started, &mut snapshots);
+        // The calls not reached: the final generator is what those budgets return.
+        snapshots.take_remaining(u64::MAX, provider.counts(), report.steps, gan.generator(), &self.device);
         report.training_queries = provider.counts();
         report.training_wall_time_s = started.elapsed().as_secs_f64();
         let failure = result.err();
@@ -196,7 +243,8 @@ impl<'a> AttackTrainer<'a> {
             shape,
             threat,
             &self.device,
-        );
+        )
+        .with_snapshots(snapshots.taken);
         let save_result = cfg
             .output_dir
             .as_ref()
@@ -223,6 +271,7 @@ impl<'a> AttackTrainer<'a> {
         train: &ImageBatch,
         report: &mut AttackReport,
         started: Instant,
+        snapshots: &mut Snapshots,
     ) -> Result<()> {
         let cfg = self.config;
         let n = train.len();
@@ -253,7 +302,14 @@ impl<'a> AttackTrainer<'a> {
                     epoch,
                     step: report.steps + 1,
                 };
+                let before = snapshots
+                    .pending()
+                    .then(|| (gan.generator().clone(), provider.counts()));
                 let (stats, clusters) = gan.step(&batch, indices, provider, ctx)?;
+                if let Some((generator, counts)) = before {
+                    let calls = provider.counts().batch_calls;
+                    snapshots.take_remaining(calls, counts, report.steps, &generator, &self.device);
+                }
                 report.steps += 1;
                 acc.add(&stats);
                 for (&i, c) in indices.iter().zip(clusters) {
