@@ -24,6 +24,7 @@ pub use advclust_perimage as perimage;
 pub use advclust_plot as plot;
 pub use burn;
 
+pub mod baselines;
 pub mod pipeline;
 pub mod table;
 

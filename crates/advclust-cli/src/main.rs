@@ -12,6 +12,7 @@ use advclust::gan::{AdvLoss, AttackConfig, AttackError, GradientSource, Stopping
 use advclust::pipeline::{self, DatasetSpec, VictimSpec};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod baselines;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -44,6 +45,8 @@ enum Command {
     Evaluate(Evaluate),
     /// Scores at several epsilons (paper Fig. 3): one trained attack re-bounded, or --retrain.
     Sweep(Sweep),
+    /// The GAN against per-image attacks (NES, SPSA, SimBA, Square): NMI vs. images queried.
+    Baselines(baselines::Baselines),
 }
 
 #[derive(Args, Debug)]
@@ -285,6 +288,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Attack(a) => attack(a, &device, command_line),
         Command::Evaluate(a) => evaluate(a, &device, command_line),
         Command::Sweep(a) => sweep(a, &device, command_line),
+        Command::Baselines(a) => baselines::baselines(a, &device, command_line),
     }
 }
 
@@ -366,7 +370,7 @@ fn attack_config(
 }
 
 /// The evaluation set and the (seeded) training subset of `data`.
-fn train_and_eval(
+pub(crate) fn train_and_eval(
     data: &DataArgs,
     train_limit: Option<usize>,
 ) -> Result<(advclust::data::Dataset, advclust::data::Dataset), Error> {
