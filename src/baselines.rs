@@ -33,6 +33,13 @@ pub struct GanEntry {
     pub epochs: usize,
     /// What `L_adv` measures.
     pub loss: AdvLoss,
+    /// Tile of the query-only directions (1: per pixel; serde default 1).
+    #[serde(default = "one")]
+    pub tile: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What the comparison runs.
@@ -93,16 +100,20 @@ pub struct BaselinesReport {
     pub wall_times: Vec<(String, f64)>,
 }
 
-/// Name of a GAN entry (`gan-backprop`, `gan-nes-1`, `gan-spsa-10`).
+/// Name of a GAN entry (`gan-backprop`, `gan-nes-1`, `gan-spsa-10-tile4`, `gan-nes-1-mi`).
 pub fn gan_name(entry: &GanEntry) -> String {
     let loss = match entry.loss {
         AdvLoss::OutputDistance => "",
         AdvLoss::SoftMutualInformation => "-mi",
     };
+    let tile = match entry.tile {
+        1 => String::new(),
+        t => format!("-tile{t}"),
+    };
     match entry.source {
         GradientSource::Backprop => format!("gan-backprop{loss}"),
-        GradientSource::Nes { samples, .. } => format!("gan-nes-{samples}{loss}"),
-        GradientSource::Spsa { samples, .. } => format!("gan-spsa-{samples}{loss}"),
+        GradientSource::Nes { samples, .. } => format!("gan-nes-{samples}{tile}{loss}"),
+        GradientSource::Spsa { samples, .. } => format!("gan-spsa-{samples}{tile}{loss}"),
     }
 }
 
@@ -172,6 +183,7 @@ pub fn run_baselines(
                 epochs: entry.epochs,
             })
             .with_max_images_per_call(Some(256))
+            .with_direction_tile(entry.tile)
             .with_seed(settings.seed)
             .with_progress(false)
             .with_snapshot_calls(settings.gan_snapshot_calls.clone())

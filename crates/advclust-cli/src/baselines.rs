@@ -29,6 +29,9 @@ pub(crate) struct Baselines {
     /// Directions per image of the GAN's NES / SPSA estimates.
     #[arg(long, default_value_t = 1)]
     gan_samples: usize,
+    /// Tile of the GAN's NES / SPSA directions (1: per pixel).
+    #[arg(long, default_value_t = 1)]
+    gan_tile: usize,
     /// GAN training epochs.
     #[arg(long, default_value_t = 12)]
     gan_epochs: usize,
@@ -67,7 +70,7 @@ fn method(name: &str, side: usize) -> Result<PerImageMethod, Error> {
     })
 }
 
-fn gan(name: &str, samples: usize, epochs: usize) -> Result<GanEntry, Error> {
+fn gan(name: &str, samples: usize, epochs: usize, tile: usize) -> Result<GanEntry, Error> {
     let (base, loss) = match name.strip_suffix("-mi") {
         Some(base) => (base, AdvLoss::SoftMutualInformation),
         None => (name, AdvLoss::OutputDistance),
@@ -92,6 +95,7 @@ fn gan(name: &str, samples: usize, epochs: usize) -> Result<GanEntry, Error> {
         source,
         epochs,
         loss,
+        tile,
     })
 }
 
@@ -117,7 +121,7 @@ pub(crate) fn baselines(
         gans: a
             .gans
             .iter()
-            .map(|g| gan(g, a.gan_samples, a.gan_epochs))
+            .map(|g| gan(g, a.gan_samples, a.gan_epochs, a.gan_tile))
             .collect::<Result<_, _>>()?,
         gan_snapshot_calls: a.gan_snapshots.clone(),
         methods: a

@@ -149,6 +149,10 @@ struct TrainingArgs {
     /// NES sigma / SPSA delta.
     #[arg(long, default_value_t = 0.01)]
     sigma: f32,
+    /// NES / SPSA: draw directions on a grid this many times coarser, constant over tiles
+    /// (a data prior; 1: one value per pixel).
+    #[arg(long, default_value_t = 1)]
+    tile: usize,
     /// NES / SPSA: send the perturbed copies in calls of at most this many images, so that
     /// calls are counted on batches of the same size as backprop's (0: one call per step).
     #[arg(long, default_value_t = 256)]
@@ -361,6 +365,7 @@ fn attack_config(
         .with_seed(seed)
         .with_target(t.target)
         .with_max_images_per_call((t.max_images_per_call > 0).then_some(t.max_images_per_call))
+        .with_direction_tile(t.tile)
         .with_budget(QueryBudget {
             max_batch_calls: t.budget_calls,
             max_images: t.budget_images,

@@ -224,6 +224,9 @@ pub struct AttackSettings {
     pub output_dir: Option<PathBuf>,
     /// Show progress bars (only ever drawn when stderr is a terminal).
     pub progress: bool,
+    /// Query-only estimators: draw each direction on a grid this many times coarser than the
+    /// image, constant over `tile x tile` blocks (a data prior; 1: one value per pixel).
+    pub direction_tile: usize,
     /// Training batch calls at which to keep a copy of the generator
     /// ([`crate::TrainedAttack::snapshots`]): the copy at `c` is the generator after the last
     /// step that ended within `c` calls, i.e. what a run with a budget of `c` calls returns.
@@ -252,6 +255,7 @@ impl Default for AttackSettings {
             shuffle: true,
             output_dir: None,
             progress: true,
+            direction_tile: 1,
             snapshot_calls: Vec::new(),
         }
     }
@@ -352,6 +356,12 @@ impl AttackSettings {
         }
         if self.batch_size == 0 {
             return Err(AttackError::invalid("batch_size", "must be >= 1"));
+        }
+        if self.direction_tile == 0 {
+            return Err(AttackError::invalid(
+                "direction_tile",
+                "must be >= 1 (1: a direction value per pixel)",
+            ));
         }
         match self.gradient_source {
             GradientSource::Backprop => {}
@@ -566,6 +576,8 @@ impl AttackConfig {
         with_output_dir: output_dir: Option<PathBuf>;
         /// Sets whether progress bars are shown.
         with_progress: progress: bool;
+        /// Sets the coarseness of the query-only estimators' directions.
+        with_direction_tile: direction_tile: usize;
         /// Sets the call counts at which the generator is snapshotted.
         with_snapshot_calls: snapshot_calls: Vec<u64>;
     }

@@ -87,7 +87,10 @@ impl GradientEstimate {
 ///
 /// `source` must be [`GradientSource::Nes`] or [`GradientSource::Spsa`]; the `2 * samples *
 /// n` perturbed images go out in calls of at most `max_images_per_call` images (`None`: one
-/// call). Count and limit the queries by passing a [`advclust_core::Budgeted`] oracle.
+/// call). With `tile > 1` the directions are drawn on a grid `tile` times coarser and
+/// constant over each `tile x tile` block (a data prior, as Bandits' tiles: neighbouring
+/// pixels have similar gradients), so the estimate targets the block means of the gradient
+/// in `tile^2` times fewer dimensions; `tile = 1` draws one value per pixel. Count and limit the queries by passing a [`advclust_core::Budgeted`] oracle.
 ///
 /// ```
 /// use advclust_core::{ClusterOracle, ImageBatch, Memberships, Result};
@@ -113,7 +116,7 @@ impl GradientEstimate {
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let est = estimate_adv_gradient(
 ///     &mut Brightness, &x, AdvObjective::Away(&clean), AdvDistance::HalfSquaredSum,
-///     GradientSource::Nes { samples: 50, sigma: 0.01 }, None, &mut rng,
+///     GradientSource::Nes { samples: 50, sigma: 0.01 }, 1, None, &mut rng,
 /// ).unwrap();
 /// assert!(est.gradient.iter().all(|&g| g > 0.0));
 /// assert_eq!(est.calls, 1);
@@ -124,6 +127,7 @@ pub fn estimate_adv_gradient(
     objective: AdvObjective<'_>,
     distance: AdvDistance,
     source: GradientSource,
+    tile: usize,
     max_images_per_call: Option<usize>,
     rng: &mut StdRng,
 ) -> Result<GradientEstimate> {
@@ -137,6 +141,12 @@ pub fn estimate_adv_gradient(
             ));
         }
     };
+    if tile == 0 {
+        return Err(AttackError::invalid(
+            "direction_tile",
+            "must be at least 1 (1: a direction per pixel)",
+        ));
+    }
     if samples == 0 || !(h.is_finite() && h > 0.0) {
         return Err(AttackError::invalid(
             "gradient_source",
@@ -169,17 +179,37 @@ pub fn estimate_adv_gradient(
         _ => {}
     }
 
-    // Directions, laid out [s][i][pixel].
-    let dirs: Vec<f32> = if gaussian_dirs {
-        gaussian(rng, samples * n * d)
+    let [_, c, height, width] = x_adv.dims();
+    // Directions, laid out [s][i][pixel]: drawn on the coarse grid, then spread over their
+    // tiles with weight 1 / tile (so the estimate is the tile mean of the gradient).
+    let (coarse_h, coarse_w) = (height.div_ceil(tile), width.div_ceil(tile));
+    let coarse_d = c * coarse_h * coarse_w;
+    let coarse: Vec<f32> = if gaussian_dirs {
+        gaussian(rng, samples * n * coarse_d)
     } else {
-        (0..samples * n * d)
+        (0..samples * n * coarse_d)
             .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
             .collect()
     };
+    let dirs = if tile == 1 {
+        coarse
+    } else {
+        let inv = 1.0 / tile as f32;
+        let mut dirs = Vec::with_capacity(samples * n * d);
+        for cell in coarse.chunks(coarse_d) {
+            for ch in 0..c {
+                for y in 0..height {
+                    for x in 0..width {
+                        let v = cell[(ch * coarse_h + y / tile) * coarse_w + x / tile];
+                        dirs.push(v * inv);
+                    }
+                }
+            }
+        }
+        dirs
+    };
 
     let (lo, hi) = (x_adv.value_box().min(), x_adv.value_box().max());
-    let [_, c, height, width] = x_adv.dims();
     let total = 2 * samples * n;
     let chunk = max_images_per_call.unwrap_or(total).max(1);
     // Memberships of query g = (s, sign, i), in query order.

@@ -58,6 +58,7 @@ fn nes_and_spsa_estimates_point_along_the_true_gradient() {
             AdvObjective::Away(&clean),
             AdvDistance::HalfSquaredSum,
             source,
+            1,
             Some(1000),
             &mut rng,
         )
@@ -107,6 +108,7 @@ fn estimator_rejects_backprop_and_bad_targets() {
             objective,
             AdvDistance::L2Mean,
             source,
+            1,
             None,
             &mut rng,
         )
@@ -140,6 +142,7 @@ fn targeted_estimate_points_toward_the_target() {
             samples: 1000,
             sigma: 0.01,
         },
+        1,
         Some(1000),
         &mut rng,
     )
@@ -152,4 +155,62 @@ fn targeted_estimate_points_toward_the_target() {
         );
         assert!(c > 0.5, "image {i}: cosine {c}");
     }
+}
+
+#[test]
+fn coarse_directions_estimate_a_smooth_gradient_with_fewer_queries() {
+    // The toy victim's gradient is constant on each half of the image, so 4 x 4 tiles lose
+    // nothing and the estimate lives in 16 times fewer dimensions.
+    let dev = device();
+    let victim = HalfVictim::new(3.0, &dev);
+    let (x, _) = halves(2, 1, SIDE);
+    let clean = vec![0.1f32, 0.9, 0.8, 0.2];
+    let truth = true_gradient(&victim, &x, &clean);
+    let d = SIDE * SIDE;
+    let mean_cosine = |tile: usize| {
+        let mut total = 0.0;
+        for seed in 0..5 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut oracle = ModelOracle::new(&victim, &dev);
+            let nes = GradientSource::Nes {
+                samples: 10,
+                sigma: 0.01,
+            };
+            let est = estimate_adv_gradient(
+                &mut oracle,
+                &x,
+                AdvObjective::Away(&clean),
+                AdvDistance::HalfSquaredSum,
+                nes,
+                tile,
+                None,
+                &mut rng,
+            )
+            .unwrap();
+            for i in 0..2 {
+                total += cosine(&est.gradient[i * d..(i + 1) * d], &truth[i * d..(i + 1) * d]);
+            }
+        }
+        total / 10.0
+    };
+    // With S Gaussian directions in D dimensions the cosine is about sqrt(S / (S + D)):
+    // 0.47 for 10 directions in 36 coarse dimensions, 0.13 in 576 pixels.
+    let (fine, coarse) = (mean_cosine(1), mean_cosine(4));
+    assert!(coarse > 0.35, "tiles of 4: cosine {coarse}");
+    assert!(coarse > 2.0 * fine, "tiles of 4: {coarse} vs per pixel: {fine}");
+    let mut rng = StdRng::seed_from_u64(0);
+    let zero = estimate_adv_gradient(
+        &mut ModelOracle::new(&victim, &dev),
+        &x,
+        AdvObjective::Away(&clean),
+        AdvDistance::HalfSquaredSum,
+        GradientSource::Nes {
+            samples: 1,
+            sigma: 0.01,
+        },
+        0,
+        None,
+        &mut rng,
+    );
+    assert!(zero.is_err());
 }

@@ -170,6 +170,7 @@ pub(super) struct QueryProvider<'a> {
     pub(super) loss: AdvLoss,
     pub(super) target: Option<ClusterId>,
     pub(super) max_images_per_call: Option<usize>,
+    pub(super) tile: usize,
     pub(super) rng: StdRng,
 }
 
@@ -239,6 +240,7 @@ impl AdvProvider for QueryProvider<'_> {
             objective,
             self.distance,
             self.source,
+            self.tile,
             self.max_images_per_call,
             &mut self.rng,
         )?;

@@ -181,6 +181,7 @@ impl<'a> AttackTrainer<'a> {
             loss: self.config.loss,
             target: self.config.target,
             max_images_per_call: self.config.max_images_per_call,
+            tile: self.config.direction_tile,
             rng: StdRng::seed_from_u64(sub_seed(self.config.seed, STREAM_ESTIMATOR)),
         };
         self.run(provider, train)
