@@ -20,6 +20,8 @@ use advclust_perimage::{Goal, PerImageConfig, PerImageLoss, PerImageMethod, atta
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use advclust_plot::figures::{CurvePoint, CurveSeries};
+
 use crate::Error;
 use crate::pipeline::evaluate_clean;
 use advclust_data::Dataset;
@@ -210,7 +212,12 @@ pub fn run_baselines(
         points.dedup_by(|a, b| a.attack == b.attack && a.images_queried == b.images_queried);
         wall_times.push((name, started.elapsed().as_secs_f64()));
     }
-    let max_budget = settings.per_image_budgets.iter().copied().max().unwrap_or(1);
+    let max_budget = settings
+        .per_image_budgets
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1);
     let threat = ThreatModel::linf(settings.epsilon).check()?;
     for &method in &settings.methods {
         let started = Instant::now();
@@ -245,6 +252,25 @@ pub fn run_baselines(
     })
 }
 
+/// One line per attack: NMI against images queried for the whole evaluation set.
+pub fn curve_series(report: &BaselinesReport) -> Vec<CurveSeries> {
+    let mut series: Vec<CurveSeries> = Vec::new();
+    for p in &report.points {
+        let point = CurvePoint {
+            x: p.images_queried.max(1) as f64,
+            y: p.scores.nmi,
+        };
+        match series.iter_mut().find(|s| s.name == p.attack) {
+            Some(s) => s.points.push(point),
+            None => series.push(CurveSeries {
+                name: p.attack.clone(),
+                points: vec![point],
+            }),
+        }
+    }
+    series
+}
+
 /// The smallest images queried at which each attack reaches `drop` (relative NMI drop), with
 /// its budget, or `None`.
 pub fn images_to_drop<'a>(
@@ -263,7 +289,11 @@ pub fn images_to_drop<'a>(
 pub fn baselines_markdown(report: &BaselinesReport) -> String {
     let mut md = format!(
         "Clean NMI / ARI / ACC on {} images: {:.4} / {:.4} / {:.4}; GANs trained on {} images.\n\n",
-        report.eval_images, report.clean.nmi, report.clean.ari, report.clean.acc, report.train_images
+        report.eval_images,
+        report.clean.nmi,
+        report.clean.ari,
+        report.clean.acc,
+        report.train_images
     );
     md += "| attack | budget | images queried (all images) | per new image | NMI | ARI | ACC | NMI drop | changed |\n";
     md += "|---|---|---|---|---|---|---|---|---|\n";
@@ -352,10 +382,18 @@ mod tests {
                 ari: 0.9,
                 acc: 0.9,
             },
-            points: vec![p("a", 10, 0.8), p("a", 100, 0.1), p("a", 1000, 0.05), p("b", 50, 0.5)],
+            points: vec![
+                p("a", 10, 0.8),
+                p("a", 100, 0.1),
+                p("a", 1000, 0.05),
+                p("b", 50, 0.5),
+            ],
             wall_times: Vec::new(),
         };
-        assert_eq!(images_to_drop(&report, "a", 0.8).unwrap().images_queried, 100);
+        assert_eq!(
+            images_to_drop(&report, "a", 0.8).unwrap().images_queried,
+            100
+        );
         assert!(images_to_drop(&report, "b", 0.8).is_none());
         let md = baselines_markdown(&report);
         assert!(md.contains("| b | 50 | not reached |"), "{md}");

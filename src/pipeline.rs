@@ -176,9 +176,10 @@ pub struct AttackOutcome {
 /// Trains the attack of `config` against `victim` on `train`, then evaluates it on `eval`.
 ///
 /// With [`advclust_gan::GradientSource::Backprop`] the gradient flows through the victim; with
-/// NES or SPSA the victim is only queried (through a [`ModelOracle`]). Either way every victim
-/// call of training and of evaluation is counted in the report, and the per-epoch curves carry
-/// the scores of the training images' adversarial clusters against `train`'s labels.
+/// NES or SPSA the victim is only queried (through a [`ModelOracle`], exactly as
+/// [`attack_oracle`] would). Either way every victim call of training and of evaluation is
+/// counted in the report, and the per-epoch curves carry the scores of the training images'
+/// adversarial clusters against `train`'s labels.
 pub fn attack_victim(
     config: &CheckedAttackConfig,
     victim: &Victim,
@@ -186,14 +187,42 @@ pub fn attack_victim(
     eval: &Dataset,
     device: &Device,
 ) -> Result<AttackOutcome, Error> {
+    let mut oracle = ModelOracle::new(victim, device);
+    if config.gradient_source.is_query_only() {
+        return attack_oracle(config, &mut oracle, train, eval, device);
+    }
     let train_images = train.to_image_batch()?;
-    let mut attack = AttackTrainer::new(config, device)
+    let attack = AttackTrainer::new(config, device)
         .with_labels(train.labels())
         .fit_model(victim, &train_images)?;
-    let mut oracle = ModelOracle::new(victim, device);
+    evaluate_outcome(attack, &mut oracle, eval)
+}
+
+/// Trains a query-only attack (NES or SPSA) against any oracle, e.g. a model behind a server
+/// or a user's own [`ClusterOracle`], on `train`, then evaluates it on `eval` through the same
+/// oracle (evaluation calls are counted apart from training calls).
+pub fn attack_oracle(
+    config: &CheckedAttackConfig,
+    oracle: &mut dyn ClusterOracle,
+    train: &Dataset,
+    eval: &Dataset,
+    device: &Device,
+) -> Result<AttackOutcome, Error> {
+    let train_images = train.to_image_batch()?;
+    let attack = AttackTrainer::new(config, device)
+        .with_labels(train.labels())
+        .fit_oracle(oracle, &train_images)?;
+    evaluate_outcome(attack, oracle, eval)
+}
+
+fn evaluate_outcome(
+    mut attack: TrainedAttack,
+    oracle: &mut dyn ClusterOracle,
+    eval: &Dataset,
+) -> Result<AttackOutcome, Error> {
     let clean = eval.to_image_batch()?;
     let adversarial = attack.perturb(&clean)?;
-    let evaluation = attack.evaluate_perturbed(&mut oracle, &clean, &adversarial, eval.labels())?;
+    let evaluation = attack.evaluate_perturbed(oracle, &clean, &adversarial, eval.labels())?;
     Ok(AttackOutcome {
         attack,
         evaluation,

@@ -135,3 +135,41 @@ fn bad_names_are_typed_errors() {
     let victim = VictimSpec::Saved(PathBuf::from("/nonexistent/advclust-model"));
     assert!(matches!(victim.load(&device), Err(Error::Model(_))));
 }
+
+/// A user's own oracle (here a budgeted, boxed one) goes through the same entry point as the
+/// project's victims, and gives the same result as attacking the victim by name.
+#[test]
+fn any_oracle_can_be_attacked_through_the_pipeline() {
+    use advclust::core::{Budgeted, ClusterOracle, QueryBudget};
+    let device = device(None).unwrap();
+    let victim = VictimSpec::pretrained_cc_mnist().load(&device).unwrap();
+    let eval = DatasetSpec::MnistEmbedded.load(Some(128), 3).unwrap();
+    let train = eval.shuffled(1).take(64);
+    let config = AttackConfig::new()
+        .with_batch_size(32)
+        .with_gradient_source(GradientSource::Spsa {
+            samples: 1,
+            delta: 0.01,
+        })
+        .with_max_images_per_call(Some(64))
+        .with_stopping(Stopping::Epochs { epochs: 1 })
+        .with_progress(false)
+        .check()
+        .unwrap();
+    let mut oracle: Box<dyn ClusterOracle> = Box::new(Budgeted::new(
+        ModelOracle::new(&victim, &device),
+        QueryBudget::UNLIMITED,
+    ));
+    let by_oracle = pipeline::attack_oracle(&config, &mut oracle, &train, &eval, &device).unwrap();
+    let by_victim = pipeline::attack_victim(&config, &victim, &train, &eval, &device).unwrap();
+    assert_eq!(by_oracle.adversarial, by_victim.adversarial);
+    assert_eq!(
+        by_oracle.attack.report().without_timings(),
+        by_victim.attack.report().without_timings()
+    );
+    // 64 clean images once, then 2 x 32 perturbed copies per step, in calls of 64.
+    assert_eq!(
+        by_oracle.attack.report().training_queries.images,
+        64 + 2 * 2 * 32
+    );
+}

@@ -1,14 +1,15 @@
 //! `advclust baselines`: the GAN attack against per-image score-based attacks, NMI against
 //! images queried (docs/results/baselines.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use advclust::Error;
-use advclust::baselines::{self, BaselineSettings, GanEntry};
+use advclust::baselines::{self, BaselineSettings, BaselinesReport, GanEntry};
 use advclust::gan::{AdvLoss, GradientSource};
 use advclust::perimage::{PerImageLoss, PerImageMethod};
 use advclust::pipeline::{self, VictimSpec};
+use advclust::plot::figures;
 use clap::Args;
 
 use crate::{DataArgs, train_and_eval};
@@ -39,13 +40,25 @@ pub(crate) struct Baselines {
     #[arg(long, default_value_t = 2048)]
     train_limit: usize,
     /// Training calls at which each generator is evaluated.
-    #[arg(long, value_delimiter = ',', default_value = "2,4,8,16,24,48,96,192,384")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "2,4,8,16,24,48,96,192,384"
+    )]
     gan_snapshots: Vec<u64>,
     /// Per-image attacks: nes, spsa, simba-pixel, simba-dct, square.
-    #[arg(long, value_delimiter = ',', default_value = "nes,spsa,simba-pixel,simba-dct,square")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "nes,spsa,simba-pixel,simba-dct,square"
+    )]
     methods: Vec<String>,
     /// Per-image budgets evaluated (queries per image, the clean query included).
-    #[arg(long, value_delimiter = ',', default_value = "2,5,10,20,50,100,200,500,1000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "2,5,10,20,50,100,200,500,1000"
+    )]
     budgets: Vec<u64>,
     /// Per-image objective.
     #[arg(long, default_value = "margin")]
@@ -53,6 +66,27 @@ pub(crate) struct Baselines {
     /// Output directory: baselines.json, baselines.md, baselines.png.
     #[arg(long, default_value = "runs/baselines")]
     out: PathBuf,
+    /// Only redraw baselines.png (into --out) from this baselines.json; runs nothing.
+    #[arg(long)]
+    replot: Option<PathBuf>,
+}
+
+/// The comparison figure of `report`, written to `dir/baselines.png`.
+fn plot(report: &BaselinesReport, title: &str, dir: &Path) -> Result<PathBuf, Error> {
+    let path = dir.join("baselines.png");
+    figures::comparison_curve(
+        &path,
+        title,
+        "images sent to the victim to attack every evaluation image (log scale)",
+        "adversarial NMI",
+        &baselines::curve_series(report),
+        Some(("clean NMI", report.clean.nmi)),
+    )?;
+    Ok(path)
+}
+
+fn title(victim: &str, dataset: &str) -> String {
+    format!("{victim} on {dataset}: NMI vs. images queried")
 }
 
 fn method(name: &str, side: usize) -> Result<PerImageMethod, Error> {
@@ -104,6 +138,22 @@ pub(crate) fn baselines(
     device: &advclust::burn::tensor::Device,
     command: String,
 ) -> Result<(), Error> {
+    if let Some(json) = &a.replot {
+        let text = std::fs::read_to_string(json).map_err(|source| Error::Io {
+            path: json.clone(),
+            source,
+        })?;
+        let report: BaselinesReport = serde_json::from_str(&text)
+            .map_err(|e| Error::Json(format!("{}: {e}", json.display())))?;
+        pipeline::create_dir(&a.out)?;
+        let path = plot(
+            &report,
+            &title(&a.victim.to_string(), &a.data.dataset.to_string()),
+            &a.out,
+        )?;
+        println!("wrote {}", path.display());
+        return Ok(());
+    }
     let started = Instant::now();
     let (train, eval) = train_and_eval(&a.data, Some(a.train_limit))?;
     let side = eval.to_image_batch()?.image_shape()[1];
@@ -155,8 +205,15 @@ pub(crate) fn baselines(
         baselines::baselines_markdown(&report)
     );
     pipeline::write_text(&a.out.join("baselines.md"), &md)?;
-
+    plot(
+        &report,
+        &title(&a.victim.to_string(), &a.data.dataset.to_string()),
+        &a.out,
+    )?;
     println!("{md}");
-    println!("wrote {}/baselines.json, baselines.md, baselines.png", a.out.display());
+    println!(
+        "wrote {}/baselines.json, baselines.md, baselines.png",
+        a.out.display()
+    );
     Ok(())
 }

@@ -8,7 +8,9 @@ use std::time::Instant;
 use advclust::Error;
 use advclust::core::ParamGuard;
 use advclust::core::{ModelOracle, NormKind, QueryBudget};
-use advclust::gan::{AdvLoss, AttackConfig, AttackError, GradientSource, Stopping, TrainedAttack};
+use advclust::gan::{
+    AdvLoss, AttackConfig, AttackError, AttackSettings, GradientSource, Stopping, TrainedAttack,
+};
 use advclust::pipeline::{self, DatasetSpec, VictimSpec};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -131,6 +133,11 @@ impl From<Norm> for NormKind {
     }
 }
 
+/// The library's attack defaults: the CLI's defaults are the same values.
+fn defaults() -> AttackSettings {
+    AttackSettings::default()
+}
+
 /// How the attack is trained (shared by `attack` and `sweep --retrain`).
 #[derive(Args, Debug)]
 struct TrainingArgs {
@@ -155,10 +162,10 @@ struct TrainingArgs {
     tile: usize,
     /// NES / SPSA: send the perturbed copies in calls of at most this many images, so that
     /// calls are counted on batches of the same size as backprop's (0: one call per step).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults().max_images_per_call.unwrap_or(0))]
     max_images_per_call: usize,
     /// Epochs (the maximum when --converge is set).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = defaults().stopping.max_epochs())]
     epochs: usize,
     /// Stop when the generator loss plateaus (relative tolerance) for --patience epochs.
     #[arg(long)]
@@ -167,13 +174,13 @@ struct TrainingArgs {
     #[arg(long, default_value_t = 3)]
     patience: usize,
     /// Training batch size.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults().batch_size)]
     batch_size: usize,
     /// Weight of L_adv.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = defaults().lambda_adv)]
     lambda_adv: f32,
     /// Weight of L_pert.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = defaults().lambda_pert)]
     lambda_pert: f32,
     /// Targeted attack towards this cluster.
     #[arg(long)]
@@ -195,7 +202,7 @@ struct Attack {
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
     /// Threat-model radius.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = defaults().epsilon)]
     eps: f32,
     /// Threat-model norm.
     #[arg(long, value_enum, default_value_t = Norm::Linf)]

@@ -125,7 +125,11 @@ impl TrainedAttack {
 
     /// Perturbs `images` with snapshot `index` instead of the final generator (no queries);
     /// `None` for an index out of range.
-    pub fn perturb_snapshot(&self, index: usize, images: &ImageBatch) -> Option<Result<ImageBatch>> {
+    pub fn perturb_snapshot(
+        &self,
+        index: usize,
+        images: &ImageBatch,
+    ) -> Option<Result<ImageBatch>> {
         let snapshot = self.snapshots.get(index)?;
         Some(self.perturb_using(&snapshot.generator, images, &self.threat))
     }

@@ -174,8 +174,11 @@ impl OptimizerConfig {
     }
 }
 
-/// Every setting of an attack, as plain data (the JSON form). Defaults are the reference
-/// code's values for CC (eps 0.07, lambda_adv 5, lambda_pert 1, 120 epochs, batch 256).
+/// Every setting of an attack, as plain data (the JSON form). The defaults are the ones the
+/// `advclust` command line uses too: L-inf eps 0.1 in `[0, 1]` pixels, lambda_adv 5,
+/// lambda_pert 1, batch 256, 12 epochs, query-only estimates sent in calls of 256 images (so a
+/// call is the unit the paper counts). [`AttackSettings::reference_cc`] has the reference
+/// code's values for CC (eps 0.07, 120 epochs, one call per estimate).
 ///
 /// Build an [`AttackConfig`] from it (or use the builder methods there) and validate with
 /// [`ParamGuard::check`].
@@ -237,7 +240,7 @@ impl Default for AttackSettings {
     fn default() -> Self {
         AttackSettings {
             norm: NormKind::Linf,
-            epsilon: 0.07,
+            epsilon: 0.1,
             lambda_adv: 5.0,
             lambda_pert: 1.0,
             hinge_weight: 0.0,
@@ -245,13 +248,13 @@ impl Default for AttackSettings {
             distance: AdvDistance::HalfSquaredSum,
             loss: AdvLoss::OutputDistance,
             optimizer: OptimizerConfig::default(),
-            stopping: Stopping::Epochs { epochs: 120 },
+            stopping: Stopping::Epochs { epochs: 12 },
             batch_size: 256,
             gradient_source: GradientSource::Backprop,
             seed: 0,
             target: None,
             budget: QueryBudget::UNLIMITED,
-            max_images_per_call: None,
+            max_images_per_call: Some(256),
             shuffle: true,
             output_dir: None,
             progress: true,
@@ -262,6 +265,17 @@ impl Default for AttackSettings {
 }
 
 impl AttackSettings {
+    /// The reference code's settings for CC: eps 0.07, 120 epochs, every perturbed copy of a
+    /// query-only estimate in one call; the rest as [`Default`].
+    pub fn reference_cc() -> Self {
+        AttackSettings {
+            epsilon: 0.07,
+            stopping: Stopping::Epochs { epochs: 120 },
+            max_images_per_call: None,
+            ..AttackSettings::default()
+        }
+    }
+
     /// Validates every field (the target cluster is checked against the victim at training).
     pub fn validate(&self) -> Result<()> {
         let finite_nonneg = |name: &'static str, v: f32| {

@@ -83,18 +83,29 @@ impl GradientEstimate {
     }
 }
 
+/// How a zeroth-order estimate queries the oracle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueryEstimator {
+    /// [`GradientSource::Nes`] or [`GradientSource::Spsa`].
+    pub source: GradientSource,
+    /// Directions constant over `tile x tile` blocks (1: one value per pixel).
+    pub tile: usize,
+    /// Largest oracle call (`None`: every perturbed copy in one call).
+    pub max_images_per_call: Option<usize>,
+}
+
 /// Estimates `dL_adv / dx_adv` at `x_adv` from `oracle` queries only.
 ///
-/// `source` must be [`GradientSource::Nes`] or [`GradientSource::Spsa`]; the `2 * samples *
-/// n` perturbed images go out in calls of at most `max_images_per_call` images (`None`: one
-/// call). With `tile > 1` the directions are drawn on a grid `tile` times coarser and
+/// The estimator's `source` must be [`GradientSource::Nes`] or [`GradientSource::Spsa`]; the
+/// `2 * samples * n` perturbed images go out in calls of at most `max_images_per_call` images
+/// (`None`: one call). With `tile > 1` the directions are drawn on a grid `tile` times coarser and
 /// constant over each `tile x tile` block (a data prior, as Bandits' tiles: neighbouring
 /// pixels have similar gradients), so the estimate targets the block means of the gradient
 /// in `tile^2` times fewer dimensions; `tile = 1` draws one value per pixel. Count and limit the queries by passing a [`advclust_core::Budgeted`] oracle.
 ///
 /// ```
 /// use advclust_core::{ClusterOracle, ImageBatch, Memberships, Result};
-/// use advclust_gan::{estimate_adv_gradient, AdvDistance, AdvObjective, GradientSource};
+/// use advclust_gan::{estimate_adv_gradient, AdvDistance, AdvObjective, GradientSource, QueryEstimator};
 /// use rand::SeedableRng;
 ///
 /// /// Memberships (1 - p, p) with p the mean brightness.
@@ -116,7 +127,12 @@ impl GradientEstimate {
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let est = estimate_adv_gradient(
 ///     &mut Brightness, &x, AdvObjective::Away(&clean), AdvDistance::HalfSquaredSum,
-///     GradientSource::Nes { samples: 50, sigma: 0.01 }, 1, None, &mut rng,
+///     &QueryEstimator {
+///         source: GradientSource::Nes { samples: 50, sigma: 0.01 },
+///         tile: 1,
+///         max_images_per_call: None,
+///     },
+///     &mut rng,
 /// ).unwrap();
 /// assert!(est.gradient.iter().all(|&g| g > 0.0));
 /// assert_eq!(est.calls, 1);
@@ -126,11 +142,14 @@ pub fn estimate_adv_gradient(
     x_adv: &ImageBatch,
     objective: AdvObjective<'_>,
     distance: AdvDistance,
-    source: GradientSource,
-    tile: usize,
-    max_images_per_call: Option<usize>,
+    estimator: &QueryEstimator,
     rng: &mut StdRng,
 ) -> Result<GradientEstimate> {
+    let QueryEstimator {
+        source,
+        tile,
+        max_images_per_call,
+    } = *estimator;
     let (samples, h, gaussian_dirs) = match source {
         GradientSource::Nes { samples, sigma } => (samples, sigma, true),
         GradientSource::Spsa { samples, delta } => (samples, delta, false),

@@ -70,7 +70,7 @@ pub use config::{
     OptimizerConfig, Stopping,
 };
 pub use error::{AttackError, Result};
-pub use estimate::{AdvObjective, GradientEstimate, estimate_adv_gradient};
+pub use estimate::{AdvObjective, GradientEstimate, QueryEstimator, estimate_adv_gradient};
 pub use nets::{
     Discriminator, Generator, MIN_IMAGE_SIDE, ResnetBlock, check_image_shape, trainable_params,
 };

@@ -677,7 +677,9 @@ fn a_generator_snapshot_equals_a_run_with_that_call_budget() {
         let mut oracle = ModelOracle::new(&victim, &dev);
         let short = match train_query_only(&budget, &mut oracle, &x, &dev) {
             Ok(a) => a,
-            Err(e) => e.into_partial().expect("interrupted with the generator so far"),
+            Err(e) => e
+                .into_partial()
+                .expect("interrupted with the generator so far"),
         };
         assert_eq!(snap.steps, short.report().steps, "at {c} calls");
         // The budget run also counts the calls of the step it could not finish.
@@ -687,6 +689,9 @@ fn a_generator_snapshot_equals_a_run_with_that_call_budget() {
     }
     assert!(attack.perturb_snapshot(calls.len(), &x).is_none());
     // The last one was never reached: it is the final generator.
-    let last = attack.perturb_snapshot(calls.len() - 1, &x).unwrap().unwrap();
+    let last = attack
+        .perturb_snapshot(calls.len() - 1, &x)
+        .unwrap()
+        .unwrap();
     assert_eq!(last, attack.perturb(&x).unwrap());
 }

@@ -3,7 +3,9 @@
 mod common;
 
 use advclust_core::{Budgeted, DifferentiableClusterModel, ImageBatch, ModelOracle, QueryBudget};
-use advclust_gan::{AdvDistance, AdvObjective, GradientSource, estimate_adv_gradient};
+use advclust_gan::{
+    AdvDistance, AdvObjective, GradientSource, QueryEstimator, estimate_adv_gradient,
+};
 use burn::tensor::Tensor;
 use common::{HalfVictim, SIDE, device, halves};
 use rand::SeedableRng;
@@ -57,9 +59,11 @@ fn nes_and_spsa_estimates_point_along_the_true_gradient() {
             &x,
             AdvObjective::Away(&clean),
             AdvDistance::HalfSquaredSum,
-            source,
-            1,
-            Some(1000),
+            &QueryEstimator {
+                source,
+                tile: 1,
+                max_images_per_call: Some(1000),
+            },
             &mut rng,
         )
         .unwrap();
@@ -107,9 +111,11 @@ fn estimator_rejects_backprop_and_bad_targets() {
             &x,
             objective,
             AdvDistance::L2Mean,
-            source,
-            1,
-            None,
+            &QueryEstimator {
+                source,
+                tile: 1,
+                max_images_per_call: None,
+            },
             &mut rng,
         )
     };
@@ -138,12 +144,14 @@ fn targeted_estimate_points_toward_the_target() {
         &x,
         AdvObjective::Toward(target),
         AdvDistance::HalfSquaredSum,
-        GradientSource::Nes {
-            samples: 1000,
-            sigma: 0.01,
+        &QueryEstimator {
+            source: GradientSource::Nes {
+                samples: 1000,
+                sigma: 0.01,
+            },
+            tile: 1,
+            max_images_per_call: Some(1000),
         },
-        1,
-        Some(1000),
         &mut rng,
     )
     .unwrap();
@@ -181,14 +189,19 @@ fn coarse_directions_estimate_a_smooth_gradient_with_fewer_queries() {
                 &x,
                 AdvObjective::Away(&clean),
                 AdvDistance::HalfSquaredSum,
-                nes,
-                tile,
-                None,
+                &QueryEstimator {
+                    source: nes,
+                    tile,
+                    max_images_per_call: None,
+                },
                 &mut rng,
             )
             .unwrap();
             for i in 0..2 {
-                total += cosine(&est.gradient[i * d..(i + 1) * d], &truth[i * d..(i + 1) * d]);
+                total += cosine(
+                    &est.gradient[i * d..(i + 1) * d],
+                    &truth[i * d..(i + 1) * d],
+                );
             }
         }
         total / 10.0
@@ -197,19 +210,24 @@ fn coarse_directions_estimate_a_smooth_gradient_with_fewer_queries() {
     // 0.47 for 10 directions in 36 coarse dimensions, 0.13 in 576 pixels.
     let (fine, coarse) = (mean_cosine(1), mean_cosine(4));
     assert!(coarse > 0.35, "tiles of 4: cosine {coarse}");
-    assert!(coarse > 2.0 * fine, "tiles of 4: {coarse} vs per pixel: {fine}");
+    assert!(
+        coarse > 2.0 * fine,
+        "tiles of 4: {coarse} vs per pixel: {fine}"
+    );
     let mut rng = StdRng::seed_from_u64(0);
     let zero = estimate_adv_gradient(
         &mut ModelOracle::new(&victim, &dev),
         &x,
         AdvObjective::Away(&clean),
         AdvDistance::HalfSquaredSum,
-        GradientSource::Nes {
-            samples: 1,
-            sigma: 0.01,
+        &QueryEstimator {
+            source: GradientSource::Nes {
+                samples: 1,
+                sigma: 0.01,
+            },
+            tile: 0,
+            max_images_per_call: None,
         },
-        0,
-        None,
         &mut rng,
     );
     assert!(zero.is_err());

@@ -1,7 +1,10 @@
 //! PNG figures of the paper: the clean/adversarial image grid (Fig. 1), the
 //! clean/adversarial confusion matrices (Fig. 2) and the epsilon-sweep score
 //! curves (Fig. 3), plus the training curve of an attack, its scores against
-//! the victim queries it made ([`query_curve`]).
+//! the victim queries it made ([`query_curve`]), and a comparison of attacks,
+//! one line per attack of a score against a quantity spanning decades on a
+//! log-10 x axis, such as NMI against the images queried
+//! ([`comparison_curve`]).
 //!
 //! Every figure is drawn into an in-memory RGB buffer (images and heatmap
 //! cells pixel by pixel, lines, markers and text through [`plotters`]' bitmap
@@ -13,7 +16,9 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use advclust_plot::figures::{QueryPoint, SweepPoint, query_curve, sweep_curves};
+//! use advclust_plot::figures::{
+//!     CurvePoint, CurveSeries, QueryPoint, SweepPoint, comparison_curve, query_curve, sweep_curves,
+//! };
 //!
 //! let points = [
 //!     SweepPoint { epsilon: 0.0, mean_l2: 0.0, nmi: 0.91, ari: 0.89, acc: 0.95 },
@@ -26,9 +31,28 @@
 //!     QueryPoint { batch_calls: 5_000, nmi: 0.41, ari: Some(0.30), acc: None },
 //! ];
 //! query_curve(Path::new("queries.png"), "Scores vs. victim queries", &training, Some(0.91))?;
+//!
+//! let line = |name: &str, nmi: [f64; 3]| CurveSeries {
+//!     name: name.into(),
+//!     points: [1e3, 1e5, 1e8]
+//!         .into_iter()
+//!         .zip(nmi)
+//!         .map(|(x, y)| CurvePoint { x, y })
+//!         .collect(),
+//! };
+//! let attacks = [line("GAN attack", [0.85, 0.40, 0.12]), line("random noise", [0.90, 0.88, 0.87])];
+//! comparison_curve(
+//!     Path::new("attacks.png"),
+//!     "NMI vs. images queried",
+//!     "images queried",
+//!     "NMI",
+//!     &attacks,
+//!     Some(("clean NMI", 0.91)),
+//! )?;
 //! # Ok::<(), advclust_plot::figures::FigureError>(())
 //! ```
 
+mod comparison;
 mod confusion;
 mod grid;
 mod sweep;
@@ -44,6 +68,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use thiserror::Error;
 
+pub use comparison::{CurvePoint, CurveSeries, comparison_curve};
 pub use confusion::{confusion_matrix, confusion_pair};
 pub use grid::{DEFAULT_MAX_SAMPLES, GridOptions, GridSamples, image_grid, image_grid_with};
 pub use sweep::{QueryPoint, SweepPoint, query_curve, sweep_curves};

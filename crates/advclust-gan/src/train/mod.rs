@@ -21,7 +21,7 @@ use crate::config::{
     AdvDistance, AttackSettings, CheckedAttackConfig, GradientSource, NORM_EPS, Stopping,
 };
 use crate::error::{AttackError, Result};
-use crate::estimate::{AdvObjective, estimate_adv_gradient};
+use crate::estimate::{AdvObjective, QueryEstimator, estimate_adv_gradient};
 use crate::nets::{Discriminator, Generator, check_image_shape};
 use crate::report::{AttackReport, ConvergenceInfo, EpochStats};
 

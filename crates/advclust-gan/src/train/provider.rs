@@ -239,9 +239,11 @@ impl AdvProvider for QueryProvider<'_> {
             x_adv_host,
             objective,
             self.distance,
-            self.source,
-            self.tile,
-            self.max_images_per_call,
+            &QueryEstimator {
+                source: self.source,
+                tile: self.tile,
+                max_images_per_call: self.max_images_per_call,
+            },
             &mut self.rng,
         )?;
         if est.gradient.iter().any(|v| !v.is_finite()) {

@@ -228,9 +228,22 @@ impl<'a> AttackTrainer<'a> {
         };
         let started = Instant::now();
         let mut snapshots = Snapshots::new(&cfg.snapshot_calls);
-        let result = self.epochs(&mut gan, &mut provider, train, &mut report, started, &mut snapshots);
+        let result = self.epochs(
+            &mut gan,
+            &mut provider,
+            train,
+            &mut report,
+            started,
+            &mut snapshots,
+        );
         // The calls not reached: the final generator is what those budgets return.
-        snapshots.take_remaining(u64::MAX, provider.counts(), report.steps, gan.generator(), &self.device);
+        snapshots.take_remaining(
+            u64::MAX,
+            provider.counts(),
+            report.steps,
+            gan.generator(),
+            &self.device,
+        );
         report.training_queries = provider.counts();
         report.training_wall_time_s = started.elapsed().as_secs_f64();
         let failure = result.err();

@@ -1,6 +1,10 @@
 //! Fig. 3, clustering scores against the size of the perturbation, and the
 //! training curve of an attack, clustering scores against the victim queries
 //! it made. Both are one line chart ([`Chart`]) drawn by [`render`].
+//!
+//! The canvas size, frame, fonts, markers, ticks, title, y axis, lines and
+//! legend are shared (`pub(super)`) with the other line chart,
+//! [`comparison_curve`](super::comparison_curve).
 
 use std::path::Path;
 
@@ -9,23 +13,23 @@ use serde::{Deserialize, Serialize};
 
 use super::{Align, Area, Canvas, DrawError, FigureError, MUTED, TEXT, Typesetter};
 
-const WIDTH: u64 = 820;
-const HEIGHT: u64 = 540;
+pub(super) const WIDTH: u64 = 820;
+pub(super) const HEIGHT: u64 = 540;
 /// Plot frame: left, right and bottom edges in pixels; the top edge leaves
 /// room for a row of point tags when there is one.
-const LEFT: i32 = 78;
-const RIGHT: i32 = WIDTH as i32 - 24;
+pub(super) const LEFT: i32 = 78;
+pub(super) const RIGHT: i32 = WIDTH as i32 - 24;
 const TOP_TAGGED: i32 = 74;
-const TOP_PLAIN: i32 = 58;
-const BOTTOM: i32 = HEIGHT as i32 - 66;
+pub(super) const TOP_PLAIN: i32 = 58;
+pub(super) const BOTTOM: i32 = HEIGHT as i32 - 66;
 
 const TITLE: f64 = 19.0;
 /// Smallest size a long title is shrunk to so that it fits the canvas.
 const TITLE_MIN: f64 = 11.0;
-const AXIS: f64 = 15.0;
-const TICK: f64 = 13.0;
+pub(super) const AXIS: f64 = 15.0;
+pub(super) const TICK: f64 = 13.0;
 const TAG: f64 = 11.0;
-const LEGEND: f64 = 14.0;
+pub(super) const LEGEND: f64 = 14.0;
 
 /// One attack strength of an epsilon sweep and the scores it left.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -261,29 +265,66 @@ const METRICS: [Metric; 3] = [
 ];
 
 /// Colour of the reference line.
-const REFERENCE: RGBColor = RGBColor(80, 80, 80);
+pub(super) const REFERENCE: RGBColor = RGBColor(80, 80, 80);
+/// Colour of the grid lines.
+pub(super) const GRID: RGBColor = RGBColor(228, 228, 228);
+/// Colour of minor grid lines (between the powers of ten of a log axis).
+pub(super) const MINOR_GRID: RGBColor = RGBColor(242, 242, 242);
+/// Colour of the frame and tick marks.
+pub(super) const AXIS_LINE: RGBColor = RGBColor(90, 90, 90);
 
 /// Draws `chart` on a fresh canvas and writes it to `path`.
 fn render(path: &Path, chart: &Chart<'_>) -> Result<(), FigureError> {
+    render_with(path, |area, typo| draw(area, typo, chart))
+}
+
+/// Runs `draw` on a fresh [`WIDTH`] x [`HEIGHT`] canvas and writes it to `path`.
+pub(super) fn render_with(
+    path: &Path,
+    draw: impl FnOnce(&Area<'_>, &Typesetter) -> Result<(), DrawError>,
+) -> Result<(), FigureError> {
     let typo = Typesetter::new()?;
     let mut canvas = Canvas::new(WIDTH, HEIGHT)?;
-    canvas.draw(path, |area| draw(area, &typo, chart))?;
+    canvas.draw(path, |area| draw(area, &typo))?;
     canvas.save(path)
 }
 
-/// Marker `k` (circle, triangle, square) centred on `(x, y)`.
-fn marker(area: &Area<'_>, k: usize, (x, y): (i32, i32), color: RGBColor) -> Result<(), DrawError> {
+/// How many distinct markers [`marker`] draws; `k` cycles through them.
+pub(super) const MARKERS: usize = 6;
+
+/// Marker `k` centred on `(x, y)`: a circle, triangle, square, diamond,
+/// downward triangle or cross, for `k` modulo [`MARKERS`].
+pub(super) fn marker(
+    area: &Area<'_>,
+    k: usize,
+    (x, y): (i32, i32),
+    color: RGBColor,
+) -> Result<(), DrawError> {
     let style = color.filled();
-    match k {
+    match k % MARKERS {
         0 => area.draw(&Circle::new((x, y), 5, style))?,
         1 => area.draw(&TriangleMarker::new((x, y), 6, style))?,
-        _ => area.draw(&Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], style))?,
+        2 => area.draw(&Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], style))?,
+        3 => area.draw(&Polygon::new(
+            vec![(x, y - 6), (x + 6, y), (x, y + 6), (x - 6, y)],
+            style,
+        ))?,
+        4 => area.draw(&Polygon::new(
+            vec![(x - 6, y - 4), (x + 6, y - 4), (x, y + 6)],
+            style,
+        ))?,
+        _ => area.draw(&Cross::new((x, y), 4, color.stroke_width(2)))?,
     }
     Ok(())
 }
 
 /// A horizontal dashed line from `x0` to `x1` at `y`.
-fn dashes(area: &Area<'_>, (x0, x1): (i32, i32), y: i32, color: RGBColor) -> Result<(), DrawError> {
+pub(super) fn dashes(
+    area: &Area<'_>,
+    (x0, x1): (i32, i32),
+    y: i32,
+    color: RGBColor,
+) -> Result<(), DrawError> {
     let (dash, gap) = (9, 5);
     let mut x = x0;
     while x < x1 {
@@ -299,12 +340,12 @@ fn dashes(area: &Area<'_>, (x0, x1): (i32, i32), y: i32, color: RGBColor) -> Res
 
 /// Evenly spaced "nice" values (1, 2 or 5 times a power of ten) covering
 /// `[lo, hi]` with about `target` intervals, and the decimals they need.
-fn nice_ticks(lo: f64, hi: f64, target: f64) -> (Vec<f64>, usize) {
+pub(super) fn nice_ticks(lo: f64, hi: f64, target: f64) -> (Vec<f64>, usize) {
     nice_ticks_from(lo, hi, target, 0.0)
 }
 
 /// [`nice_ticks`], with steps of at least `min_step`.
-fn nice_ticks_from(lo: f64, hi: f64, target: f64, min_step: f64) -> (Vec<f64>, usize) {
+pub(super) fn nice_ticks_from(lo: f64, hi: f64, target: f64, min_step: f64) -> (Vec<f64>, usize) {
     let raw = ((hi - lo) / target).max(min_step);
     let magnitude = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0]
@@ -322,7 +363,7 @@ fn nice_ticks_from(lo: f64, hi: f64, target: f64, min_step: f64) -> (Vec<f64>, u
 /// Tick labels for `ticks` with `decimals` decimals. Axes of whole numbers
 /// reaching 10 000 group digits by thousands with thin spaces ("5 000",
 /// "120 000"), every tick alike.
-fn tick_labels(ticks: &[f64], decimals: usize) -> Vec<String> {
+pub(super) fn tick_labels(ticks: &[f64], decimals: usize) -> Vec<String> {
     let group = decimals == 0 && ticks.iter().any(|t| t.abs() >= 10_000.0);
     ticks
         .iter()
@@ -362,20 +403,20 @@ fn format_epsilon(epsilon: f32) -> String {
 }
 
 /// Linear map of data to pixels inside the plot frame.
-struct Frame {
-    x: (f64, f64),
-    y: (f64, f64),
+pub(super) struct Frame {
+    pub(super) x: (f64, f64),
+    pub(super) y: (f64, f64),
     /// Top edge of the frame in pixels.
-    top: i32,
+    pub(super) top: i32,
 }
 
 impl Frame {
-    fn px(&self, x: f64) -> i32 {
+    pub(super) fn px(&self, x: f64) -> i32 {
         let t = (x - self.x.0) / (self.x.1 - self.x.0);
         LEFT + (t * f64::from(RIGHT - LEFT)).round() as i32
     }
 
-    fn py(&self, y: f64) -> i32 {
+    pub(super) fn py(&self, y: f64) -> i32 {
         let t = (y - self.y.0) / (self.y.1 - self.y.0);
         BOTTOM - (t * f64::from(BOTTOM - self.top)).round() as i32
     }
@@ -402,54 +443,15 @@ fn draw(area: &Area<'_>, typo: &Typesetter, chart: &Chart<'_>) -> Result<(), Dra
         top,
     };
 
-    let grid = RGBColor(228, 228, 228);
-    let axis = RGBColor(90, 90, 90);
     let min_step = if chart.integer_x { 1.0 } else { 0.0 };
     let (x_ticks, x_decimals) = nice_ticks_from(0.0, frame.x.1, 8.0, min_step);
     for (&x, text) in x_ticks.iter().zip(tick_labels(&x_ticks, x_decimals)) {
-        let px = frame.px(x);
-        area.draw(&PathElement::new(vec![(px, top), (px, BOTTOM)], grid))?;
-        area.draw(&PathElement::new(
-            vec![(px, BOTTOM), (px, BOTTOM + 5)],
-            axis,
-        ))?;
+        let px = x_tick(area, top, frame.px(x), true)?;
         typo.label(area, &text, (px, BOTTOM + 20), TICK, &TEXT, Align::Center)?;
     }
-    let (y_ticks, y_decimals) = nice_ticks(frame.y.0, frame.y.1, 6.0);
-    for (&y, text) in y_ticks.iter().zip(tick_labels(&y_ticks, y_decimals)) {
-        let py = frame.py(y);
-        area.draw(&PathElement::new(vec![(LEFT, py), (RIGHT, py)], grid))?;
-        area.draw(&PathElement::new(vec![(LEFT - 5, py), (LEFT, py)], axis))?;
-        typo.label(area, &text, (LEFT - 9, py + 5), TICK, &TEXT, Align::Right)?;
-    }
-    area.draw(&Rectangle::new([(LEFT, top), (RIGHT, BOTTOM)], axis))?;
-
-    let center = (LEFT + RIGHT) / 2;
-    // A long title shrinks to fit between the canvas edges (12 px margins).
-    let room = 2 * center.min(WIDTH as i32 - center) - 24;
-    let natural = typo.width(chart.title, TITLE);
-    let title_size = if natural as i32 > room {
-        (TITLE * f64::from(room) / f64::from(natural)).max(TITLE_MIN)
-    } else {
-        TITLE
-    };
-    typo.label(
-        area,
-        chart.title,
-        (center, 30),
-        title_size,
-        &TEXT,
-        Align::Center,
-    )?;
-    typo.label(
-        area,
-        chart.x_label,
-        (center, BOTTOM + 48),
-        AXIS,
-        &TEXT,
-        Align::Center,
-    )?;
-    typo.label_up(area, "score", (26, (top + BOTTOM) / 2), AXIS, &TEXT)?;
+    y_axis(area, typo, &frame, "score")?;
+    area.draw(&Rectangle::new([(LEFT, top), (RIGHT, BOTTOM)], AXIS_LINE))?;
+    titles(area, typo, chart.title, chart.x_label)?;
 
     // The tag of each point, above the frame, where there is room.
     if tagged {
@@ -483,51 +485,146 @@ fn draw(area: &Area<'_>, typo: &Typesetter, chart: &Chart<'_>) -> Result<(), Dra
     }
 
     // Curves through the points that have each metric, then markers on top.
-    let paths: Vec<(usize, Vec<(i32, i32)>)> = (0..METRICS.len())
-        .map(|k| {
-            let path = points
+    let lines: Vec<Line<'_>> = METRICS
+        .iter()
+        .enumerate()
+        .map(|(k, metric)| Line {
+            name: metric.name,
+            color: metric.color,
+            marker: k,
+            path: points
                 .iter()
                 .filter_map(|p| p.scores[k].map(|v| (frame.px(p.x), frame.py(v))))
-                .collect::<Vec<_>>();
-            (k, path)
+                .collect(),
         })
-        .filter(|(_, path)| !path.is_empty())
+        .filter(|line| !line.path.is_empty())
         .collect();
-    for (k, path) in &paths {
-        area.draw(&PathElement::new(
-            path.clone(),
-            METRICS[*k].color.stroke_width(2),
-        ))?;
-    }
-    for (k, path) in &paths {
-        for &p in path {
-            marker(area, *k, p, METRICS[*k].color)?;
-        }
-    }
-    legend(area, typo, &frame, &paths, reference)
+    draw_lines(area, &lines)?;
+    legend(
+        area,
+        typo,
+        &frame,
+        &lines,
+        reference.map(|(r, py)| (r.label, py)),
+    )
 }
 
-/// The legend box, in the frame corner that covers the fewest data points
-/// (and pieces of the reference line).
-fn legend(
+/// A vertical grid line at `px` from the frame's `top` to [`BOTTOM`] and a
+/// tick mark below the frame, both shorter and fainter unless `major`;
+/// returns `px`.
+pub(super) fn x_tick(area: &Area<'_>, top: i32, px: i32, major: bool) -> Result<i32, DrawError> {
+    let (grid, length) = if major { (GRID, 5) } else { (MINOR_GRID, 3) };
+    area.draw(&PathElement::new(vec![(px, top), (px, BOTTOM)], grid))?;
+    area.draw(&PathElement::new(
+        vec![(px, BOTTOM), (px, BOTTOM + length)],
+        AXIS_LINE,
+    ))?;
+    Ok(px)
+}
+
+/// The linear y axis of `frame`: grid lines and labelled ticks, and `label`
+/// reading upwards left of them.
+pub(super) fn y_axis(
     area: &Area<'_>,
     typo: &Typesetter,
     frame: &Frame,
-    paths: &[(usize, Vec<(i32, i32)>)],
-    reference: Option<(&Reference, i32)>,
+    label: &str,
+) -> Result<(), DrawError> {
+    let (y_ticks, y_decimals) = nice_ticks(frame.y.0, frame.y.1, 6.0);
+    for (&y, text) in y_ticks.iter().zip(tick_labels(&y_ticks, y_decimals)) {
+        let py = frame.py(y);
+        area.draw(&PathElement::new(vec![(LEFT, py), (RIGHT, py)], GRID))?;
+        area.draw(&PathElement::new(
+            vec![(LEFT - 5, py), (LEFT, py)],
+            AXIS_LINE,
+        ))?;
+        typo.label(area, &text, (LEFT - 9, py + 5), TICK, &TEXT, Align::Right)?;
+    }
+    typo.label_up(area, label, (26, (frame.top + BOTTOM) / 2), AXIS, &TEXT)
+}
+
+/// `title` centred above the chart, shrunk to fit the canvas when it is
+/// long, and `x_label` centred below the x tick labels.
+pub(super) fn titles(
+    area: &Area<'_>,
+    typo: &Typesetter,
+    title: &str,
+    x_label: &str,
+) -> Result<(), DrawError> {
+    let center = (LEFT + RIGHT) / 2;
+    // A long title shrinks to fit between the canvas edges (12 px margins).
+    let room = 2 * center.min(WIDTH as i32 - center) - 24;
+    let natural = typo.width(title, TITLE);
+    let title_size = if natural as i32 > room {
+        (TITLE * f64::from(room) / f64::from(natural)).max(TITLE_MIN)
+    } else {
+        TITLE
+    };
+    typo.label(area, title, (center, 30), title_size, &TEXT, Align::Center)?;
+    typo.label(
+        area,
+        x_label,
+        (center, BOTTOM + 48),
+        AXIS,
+        &TEXT,
+        Align::Center,
+    )
+}
+
+/// One line of a chart: its legend name, colour and marker, and its points
+/// in pixels, in drawing order.
+pub(super) struct Line<'a> {
+    pub(super) name: &'a str,
+    pub(super) color: RGBColor,
+    /// Marker index, see [`marker`].
+    pub(super) marker: usize,
+    pub(super) path: Vec<(i32, i32)>,
+}
+
+/// Every line, then every marker on top of all of them.
+pub(super) fn draw_lines(area: &Area<'_>, lines: &[Line<'_>]) -> Result<(), DrawError> {
+    for line in lines {
+        area.draw(&PathElement::new(
+            line.path.clone(),
+            line.color.stroke_width(2),
+        ))?;
+    }
+    for line in lines {
+        for &p in &line.path {
+            marker(area, line.marker, p, line.color)?;
+        }
+    }
+    Ok(())
+}
+
+/// The legend box, in the frame corner that covers the fewest data points
+/// (and pieces of the reference line, a dashed line at pixel row `y` named
+/// `label`). Names wider than about half the frame are cut short with an
+/// ellipsis, so that the box leaves the data in view.
+pub(super) fn legend(
+    area: &Area<'_>,
+    typo: &Typesetter,
+    frame: &Frame,
+    lines: &[Line<'_>],
+    reference: Option<(&str, i32)>,
 ) -> Result<(), DrawError> {
     let row = 22;
-    let names = paths
+    let inset = 12;
+    // Room for names: half the frame, less the swatch and padding.
+    let room = (RIGHT - LEFT) / 2 - (12 + 28 + 8 + 12);
+    let names: Vec<String> = lines
         .iter()
-        .map(|(k, _)| METRICS[*k].name)
-        .chain(reference.map(|(r, _)| r.label));
+        .map(|line| line.name)
+        .chain(reference.map(|(label, _)| label))
+        .map(|name| fit(typo, name, room))
+        .collect();
     let text_w = names
+        .iter()
         .map(|name| typo.width(name, LEGEND) as i32)
         .max()
         .unwrap_or(0);
-    let rows = paths.len() + usize::from(reference.is_some());
+    let rows = names.len();
     let (w, h) = (12 + 28 + 8 + text_w + 12, 8 + row * rows as i32);
-    let inset = 12;
     let top = frame.top;
     let corners = [
         (RIGHT - inset - w, top + inset),
@@ -536,9 +633,9 @@ fn legend(
         (LEFT + inset, top + inset),
     ];
     // Points and segment midpoints inside each candidate box.
-    let mut samples: Vec<(i32, i32)> = paths
+    let mut samples: Vec<(i32, i32)> = lines
         .iter()
-        .flat_map(|(_, path)| {
+        .flat_map(|Line { path, .. }| {
             let mids = path
                 .windows(2)
                 .map(|s| ((s[0].0 + s[1].0) / 2, (s[0].1 + s[1].1) / 2));
@@ -565,27 +662,36 @@ fn legend(
         RGBColor(170, 170, 170),
     ))?;
     let row_y = |i: usize| y + 4 + row * i as i32 + row / 2;
-    for (i, (k, _)) in paths.iter().enumerate() {
-        let metric = &METRICS[*k];
+    for (i, (line, name)) in lines.iter().zip(&names).enumerate() {
         let cy = row_y(i);
-        let line = vec![(x + 12, cy), (x + 40, cy)];
-        area.draw(&PathElement::new(line, metric.color.stroke_width(2)))?;
-        marker(area, *k, (x + 26, cy), metric.color)?;
-        typo.label(
-            area,
-            metric.name,
-            (x + 48, cy + 5),
-            LEGEND,
-            &TEXT,
-            Align::Left,
-        )?;
+        let swatch = vec![(x + 12, cy), (x + 40, cy)];
+        area.draw(&PathElement::new(swatch, line.color.stroke_width(2)))?;
+        marker(area, line.marker, (x + 26, cy), line.color)?;
+        typo.label(area, name, (x + 48, cy + 5), LEGEND, &TEXT, Align::Left)?;
     }
-    if let Some((r, _)) = reference {
-        let cy = row_y(paths.len());
+    if let (Some(_), Some(name)) = (reference, names.last()) {
+        let cy = row_y(lines.len());
         dashes(area, (x + 12, x + 40), cy, REFERENCE)?;
-        typo.label(area, r.label, (x + 48, cy + 5), LEGEND, &TEXT, Align::Left)?;
+        typo.label(area, name, (x + 48, cy + 5), LEGEND, &TEXT, Align::Left)?;
     }
     Ok(())
+}
+
+/// `name`, cut short with an ellipsis when it is wider than `room` pixels
+/// at the legend size.
+fn fit(typo: &Typesetter, name: &str, room: i32) -> String {
+    if typo.width(name, LEGEND) as i32 <= room {
+        return name.to_string();
+    }
+    // No glyph is narrower than a pixel, so `room` characters are enough.
+    let mut cut: String = name.chars().take(room.max(0) as usize).collect();
+    while cut.pop().is_some() {
+        let candidate = format!("{}\u{2026}", cut.trim_end());
+        if typo.width(&candidate, LEGEND) as i32 <= room {
+            return candidate;
+        }
+    }
+    "\u{2026}".into()
 }
 
 #[cfg(test)]

@@ -466,6 +466,179 @@ fn query_errors_are_typed() {
     assert_png(&path);
 }
 
+/// Three attacks: NMI against the images they queried, 10^3 to 10^8, one
+/// of them given out of order.
+fn attack_series() -> Vec<CurveSeries> {
+    let line = |name: &str, rate: f64, floor: f64| CurveSeries {
+        name: name.into(),
+        points: (0..6)
+            .rev()
+            .map(|k| {
+                let x = 10f64.powi(3 + k);
+                CurvePoint {
+                    x,
+                    y: floor + (0.88 - floor) * (-rate * f64::from(k)).exp(),
+                }
+            })
+            .collect(),
+    };
+    vec![
+        line("GAN attack (ours)", 0.9, 0.08),
+        line("black-box transfer", 0.35, 0.3),
+        line("random noise", 0.05, 0.8),
+    ]
+}
+
+/// Whether `image` has a pixel of exactly `color`.
+fn has_color(image: &image::RgbImage, color: RGBColor) -> bool {
+    let RGBColor(r, g, b) = color;
+    image.pixels().any(|p| p.0 == [r, g, b])
+}
+
+#[test]
+fn comparison_figure() {
+    let dir = temp_dir("comparison");
+    let path = dir.join("comparison.png");
+    let series = attack_series();
+    comparison_curve(
+        &path,
+        "MNIST: NMI vs. images queried",
+        "images queried",
+        "NMI",
+        &series,
+        Some(("clean NMI", 0.88)),
+    )
+    .unwrap();
+    assert_eq!(assert_png(&path), (820, 540));
+    let image = image::open(&path).unwrap().to_rgb8();
+    for (k, &color) in comparison::PALETTE.iter().enumerate() {
+        assert_eq!(has_color(&image, color), k < series.len(), "colour {k}");
+    }
+    assert!(has_color(&image, sweep::REFERENCE), "reference line");
+    // Ten series (every colour and marker), long names and title, no
+    // reference, a single point, x spanning under a decade and y beyond [0, 1].
+    let many: Vec<CurveSeries> = (0..10)
+        .map(|k| CurveSeries {
+            name: format!(
+                "attack {k} with a name far too long for the legend box of the chart, {}",
+                "x".repeat(400)
+            ),
+            points: vec![
+                CurvePoint {
+                    x: 2e4,
+                    y: 0.1 * f64::from(k),
+                },
+                CurvePoint {
+                    x: 6e4,
+                    y: 1.2 - 0.15 * f64::from(k),
+                },
+            ],
+        })
+        .collect();
+    let path = dir.join("many.png");
+    let long =
+        "A very long title for a comparison of attacks that does not fit on one line of the figure";
+    comparison_curve(&path, long, "images queried", "NMI", &many, None).unwrap();
+    assert_eq!(assert_png(&path), (820, 540));
+    let image = image::open(&path).unwrap().to_rgb8();
+    assert!(comparison::PALETTE.iter().all(|&c| has_color(&image, c)));
+    let path = dir.join("one.png");
+    let one = [CurveSeries {
+        name: String::new(),
+        points: vec![CurvePoint { x: 1e-3, y: -0.2 }],
+    }];
+    comparison_curve(&path, "", "", "", &one, Some(("", 0.5))).unwrap();
+    assert_eq!(assert_png(&path), (820, 540));
+    // The full range of f64 still draws.
+    let path = dir.join("extremes.png");
+    let extremes = [CurveSeries {
+        name: "extremes".into(),
+        points: vec![
+            CurvePoint {
+                x: f64::MIN_POSITIVE,
+                y: 1e6,
+            },
+            CurvePoint {
+                x: f64::MAX,
+                y: -1e6,
+            },
+        ],
+    }];
+    comparison_curve(&path, "extremes", "x", "y", &extremes, None).unwrap();
+    assert_png(&path);
+}
+
+#[test]
+fn comparison_errors_are_typed() {
+    let dir = temp_dir("comparison-errors");
+    let path = dir.join("never.png");
+    let draw = |series: &[CurveSeries], reference| {
+        comparison_curve(&path, "never drawn", "x", "y", series, reference).unwrap_err()
+    };
+    assert!(matches!(
+        draw(&[], None),
+        FigureError::EmptyInput { what: "series" }
+    ));
+    let mut series = attack_series();
+    series[1].points.clear();
+    assert!(matches!(
+        draw(&series, None),
+        FigureError::EmptyInput { what: "points" }
+    ));
+    let mut series = attack_series();
+    series[2].points[4].y = f64::NAN;
+    assert!(matches!(
+        draw(&series, None),
+        FigureError::NonFinite {
+            what: "y",
+            index: 4
+        }
+    ));
+    let mut series = attack_series();
+    series[0].points[1].x = f64::INFINITY;
+    assert!(matches!(
+        draw(&series, None),
+        FigureError::NonFinite {
+            what: "x",
+            index: 1
+        }
+    ));
+    for bad in [0.0, -1e3, -0.0] {
+        let mut series = attack_series();
+        series[1].points[3].x = bad;
+        assert!(matches!(
+            draw(&series, None),
+            FigureError::InvalidParameter { name: "x", .. }
+        ));
+    }
+    let series = attack_series();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        assert!(matches!(
+            draw(&series, Some(("clean NMI", bad))),
+            FigureError::InvalidParameter {
+                name: "reference",
+                ..
+            }
+        ));
+    }
+    let eleven: Vec<CurveSeries> = (0..11).map(|_| series[0].clone()).collect();
+    assert!(matches!(
+        draw(&eleven, None),
+        FigureError::InvalidParameter { name: "series", .. }
+    ));
+    let mut wide = attack_series();
+    wide[0].points[0].y = f64::MAX;
+    wide[0].points[1].y = -f64::MAX;
+    assert!(matches!(
+        draw(&wide, None),
+        FigureError::InvalidParameter { name: "y", .. }
+    ));
+    assert!(!path.exists());
+    // Ten series are fine, and the same points draw.
+    comparison_curve(&path, "ten", "x", "y", &eleven[..10], Some(("ref", 1.0))).unwrap();
+    assert_png(&path);
+}
+
 #[test]
 fn font_registration_is_idempotent() {
     for _ in 0..3 {
