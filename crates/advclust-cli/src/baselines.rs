@@ -24,7 +24,8 @@ pub(crate) struct Baselines {
     /// L-inf radius of every attack.
     #[arg(long, default_value_t = 0.1)]
     eps: f32,
-    /// GAN gradient sources: backprop, nes, spsa, and with a -mi suffix the soft-MI objective.
+    /// GAN gradient sources: backprop, nes, spsa, and with a -mi suffix the soft-MI objective
+    /// (empty: none).
     #[arg(long, value_delimiter = ',', default_value = "backprop,nes,spsa")]
     gans: Vec<String>,
     /// Directions per image of the GAN's NES / SPSA estimates.
@@ -46,7 +47,7 @@ pub(crate) struct Baselines {
         default_value = "2,4,8,16,24,48,96,192,384"
     )]
     gan_snapshots: Vec<u64>,
-    /// Per-image attacks: nes, spsa, simba-pixel, simba-dct, square.
+    /// Per-image attacks: nes, spsa, simba-pixel, simba-dct, square (empty: none).
     #[arg(
         long,
         value_delimiter = ',',
@@ -171,12 +172,14 @@ pub(crate) fn baselines(
         gans: a
             .gans
             .iter()
+            .filter(|g| !g.is_empty())
             .map(|g| gan(g, a.gan_samples, a.gan_epochs, a.gan_tile))
             .collect::<Result<_, _>>()?,
         gan_snapshot_calls: a.gan_snapshots.clone(),
         methods: a
             .methods
             .iter()
+            .filter(|m| !m.is_empty())
             .map(|m| method(m, side))
             .collect::<Result<_, _>>()?,
         per_image_loss,
