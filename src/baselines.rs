@@ -38,6 +38,9 @@ pub struct GanEntry {
     /// Tile of the query-only directions (1: per pixel; serde default 1).
     #[serde(default = "one")]
     pub tile: usize,
+    /// Time prior of the query-only estimates (0: none).
+    #[serde(default)]
+    pub momentum: f32,
 }
 
 fn one() -> usize {
@@ -108,10 +111,13 @@ pub fn gan_name(entry: &GanEntry) -> String {
         AdvLoss::OutputDistance => "",
         AdvLoss::SoftMutualInformation => "-mi",
     };
-    let tile = match entry.tile {
+    let mut tile = match entry.tile {
         1 => String::new(),
         t => format!("-tile{t}"),
     };
+    if entry.momentum > 0.0 {
+        tile += &format!("-m{}", entry.momentum);
+    }
     match entry.source {
         GradientSource::Backprop => format!("gan-backprop{loss}"),
         GradientSource::Nes { samples, .. } => format!("gan-nes-{samples}{tile}{loss}"),
@@ -186,6 +192,7 @@ pub fn run_baselines(
             })
             .with_max_images_per_call(Some(256))
             .with_direction_tile(entry.tile)
+            .with_estimate_momentum(entry.momentum)
             .with_seed(settings.seed)
             .with_progress(false)
             .with_snapshot_calls(settings.gan_snapshot_calls.clone())

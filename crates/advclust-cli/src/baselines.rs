@@ -34,6 +34,9 @@ pub(crate) struct Baselines {
     /// Tile of the GAN's NES / SPSA directions (1: per pixel).
     #[arg(long, default_value_t = 1)]
     gan_tile: usize,
+    /// Time prior of the GAN's NES / SPSA estimates (weight of each image's previous one).
+    #[arg(long, default_value_t = 0.0)]
+    gan_momentum: f32,
     /// GAN training epochs.
     #[arg(long, default_value_t = 12)]
     gan_epochs: usize,
@@ -105,7 +108,9 @@ fn method(name: &str, side: usize) -> Result<PerImageMethod, Error> {
     })
 }
 
-fn gan(name: &str, samples: usize, epochs: usize, tile: usize) -> Result<GanEntry, Error> {
+fn gan(name: &str, a: &Baselines) -> Result<GanEntry, Error> {
+    let (samples, epochs, tile, momentum) =
+        (a.gan_samples, a.gan_epochs, a.gan_tile, a.gan_momentum);
     let (base, loss) = match name.strip_suffix("-mi") {
         Some(base) => (base, AdvLoss::SoftMutualInformation),
         None => (name, AdvLoss::OutputDistance),
@@ -131,6 +136,7 @@ fn gan(name: &str, samples: usize, epochs: usize, tile: usize) -> Result<GanEntr
         epochs,
         loss,
         tile,
+        momentum,
     })
 }
 
@@ -173,7 +179,7 @@ pub(crate) fn baselines(
             .gans
             .iter()
             .filter(|g| !g.is_empty())
-            .map(|g| gan(g, a.gan_samples, a.gan_epochs, a.gan_tile))
+            .map(|g| gan(g, &a))
             .collect::<Result<_, _>>()?,
         gan_snapshot_calls: a.gan_snapshots.clone(),
         methods: a

@@ -160,6 +160,9 @@ struct TrainingArgs {
     /// (a data prior; 1: one value per pixel).
     #[arg(long, default_value_t = 1)]
     tile: usize,
+    /// NES / SPSA: weight of each image's previous estimate in the current one (a time prior).
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
     /// NES / SPSA: send the perturbed copies in calls of at most this many images, so that
     /// calls are counted on batches of the same size as backprop's (0: one call per step).
     #[arg(long, default_value_t = defaults().max_images_per_call.unwrap_or(0))]
@@ -373,6 +376,7 @@ fn attack_config(
         .with_target(t.target)
         .with_max_images_per_call((t.max_images_per_call > 0).then_some(t.max_images_per_call))
         .with_direction_tile(t.tile)
+        .with_estimate_momentum(t.momentum)
         .with_budget(QueryBudget {
             max_batch_calls: t.budget_calls,
             max_images: t.budget_images,

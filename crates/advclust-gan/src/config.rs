@@ -230,6 +230,9 @@ pub struct AttackSettings {
     /// Query-only estimators: draw each direction on a grid this many times coarser than the
     /// image, constant over `tile x tile` blocks (a data prior; 1: one value per pixel).
     pub direction_tile: usize,
+    /// Query-only estimators: weight of an image's previous estimate in its current one (a time
+    /// prior, as Bandits': `g <- m * g_prev + (1 - m) * g_new`, per training image; 0: none).
+    pub estimate_momentum: f32,
     /// Training batch calls at which to keep a copy of the generator
     /// ([`crate::TrainedAttack::snapshots`]): the copy at `c` is the generator after the last
     /// step that ended within `c` calls, i.e. what a run with a budget of `c` calls returns.
@@ -259,6 +262,7 @@ impl Default for AttackSettings {
             output_dir: None,
             progress: true,
             direction_tile: 1,
+            estimate_momentum: 0.0,
             snapshot_calls: Vec::new(),
         }
     }
@@ -370,6 +374,12 @@ impl AttackSettings {
         }
         if self.batch_size == 0 {
             return Err(AttackError::invalid("batch_size", "must be >= 1"));
+        }
+        if !(0.0..1.0).contains(&self.estimate_momentum) {
+            return Err(AttackError::invalid(
+                "estimate_momentum",
+                format!("must be in [0, 1), got {}", self.estimate_momentum),
+            ));
         }
         if self.direction_tile == 0 {
             return Err(AttackError::invalid(
@@ -592,6 +602,8 @@ impl AttackConfig {
         with_progress: progress: bool;
         /// Sets the coarseness of the query-only estimators' directions.
         with_direction_tile: direction_tile: usize;
+        /// Sets the weight of each image's previous estimate (time prior).
+        with_estimate_momentum: estimate_momentum: f32;
         /// Sets the call counts at which the generator is snapshotted.
         with_snapshot_calls: snapshot_calls: Vec<u64>;
     }

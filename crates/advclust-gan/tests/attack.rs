@@ -695,3 +695,33 @@ fn a_generator_snapshot_equals_a_run_with_that_call_budget() {
         .unwrap();
     assert_eq!(last, attack.perturb(&x).unwrap());
 }
+
+#[test]
+fn the_time_prior_changes_training_reproducibly_and_is_validated() {
+    let dev = device();
+    let (x, _) = halves(16, 1, SIDE);
+    let victim = HalfVictim::new(10.0, &dev);
+    let run = |momentum: f32| {
+        let config = base()
+            .with_gradient_source(GradientSource::Nes {
+                samples: 1,
+                sigma: 0.01,
+            })
+            .with_estimate_momentum(momentum)
+            .with_direction_tile(4)
+            .check()
+            .unwrap();
+        let mut oracle = ModelOracle::new(&victim, &dev);
+        train_query_only(&config, &mut oracle, &x, &dev)
+            .unwrap()
+            .perturb(&x)
+            .unwrap()
+    };
+    let (a, b, plain) = (run(0.5), run(0.5), run(0.0));
+    assert_eq!(a, b);
+    assert_ne!(a, plain);
+    for bad in [-0.1, 1.0, f32::NAN] {
+        assert!(base().with_estimate_momentum(bad).check().is_err());
+    }
+    assert!(base().with_direction_tile(0).check().is_err());
+}

@@ -171,6 +171,11 @@ pub(super) struct QueryProvider<'a> {
     pub(super) target: Option<ClusterId>,
     pub(super) max_images_per_call: Option<usize>,
     pub(super) tile: usize,
+    /// Weight of each training image's previous estimate (0: none).
+    pub(super) momentum: f32,
+    /// The previous estimate of every training image (`[n_train * d]`, zeros until visited);
+    /// allocated on first use, only with a momentum.
+    pub(super) prior: Vec<f32>,
     pub(super) rng: StdRng,
 }
 
@@ -251,8 +256,23 @@ impl AdvProvider for QueryProvider<'_> {
         }
         let l_adv = est.l_adv();
         let adv_clusters = est.clusters();
+        let mut gradient = est.gradient;
+        if self.momentum > 0.0 {
+            let d = x_adv_host.image_len();
+            if self.prior.is_empty() {
+                self.prior = vec![0.0; self.train.len() * d];
+            }
+            let m = self.momentum;
+            for (row, &i) in gradient.chunks_mut(d).zip(indices) {
+                let prior = &mut self.prior[i * d..(i + 1) * d];
+                for (g, p) in row.iter_mut().zip(prior.iter_mut()) {
+                    *g = m * *p + (1.0 - m) * *g;
+                    *p = *g;
+                }
+            }
+        }
         let g = Tensor::<4>::from_data(
-            TensorData::new(est.gradient, x_adv_host.dims()),
+            TensorData::new(gradient, x_adv_host.dims()),
             &x_adv.device(),
         );
         // d/dx_adv of sum(x_adv * g) is exactly g.

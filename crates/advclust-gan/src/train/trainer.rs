@@ -182,6 +182,8 @@ impl<'a> AttackTrainer<'a> {
             target: self.config.target,
             max_images_per_call: self.config.max_images_per_call,
             tile: self.config.direction_tile,
+            momentum: self.config.estimate_momentum,
+            prior: Vec::new(),
             rng: StdRng::seed_from_u64(sub_seed(self.config.seed, STREAM_ESTIMATOR)),
         };
         self.run(provider, train)
