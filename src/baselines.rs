@@ -259,12 +259,13 @@ pub fn run_baselines(
     })
 }
 
-/// One line per attack: NMI against images queried for the whole evaluation set.
+/// One line per attack: NMI against images queried for the whole evaluation set (points that
+/// queried nothing, an untrained generator, have no place on a log axis and are left out).
 pub fn curve_series(report: &BaselinesReport) -> Vec<CurveSeries> {
     let mut series: Vec<CurveSeries> = Vec::new();
-    for p in &report.points {
+    for p in report.points.iter().filter(|p| p.images_queried > 0) {
         let point = CurvePoint {
-            x: p.images_queried.max(1) as f64,
+            x: p.images_queried as f64,
             y: p.scores.nmi,
         };
         match series.iter_mut().find(|s| s.name == p.attack) {
