@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use advclust_core::{ModelOracle, ParamGuard, ThreatModel};
+use advclust_core::{ImageBatch, ModelOracle, ParamGuard, ThreatModel};
 use advclust_gan::{AdvLoss, AttackConfig, AttackTrainer, GradientSource, Stopping};
 use advclust_metrics::{ClusteringScores, clustering_scores};
 use advclust_models::Victim;
@@ -86,6 +86,11 @@ pub struct BaselinePoint {
     pub nmi_drop: f64,
     /// Fraction of images whose cluster changed.
     pub changed: f64,
+    /// How input-specific the perturbation is: the across-image standard deviation of
+    /// `x_adv - x`, averaged over pixels, over eps (0 for one universal perturbation); known
+    /// for generator snapshots and floors.
+    #[serde(default)]
+    pub delta_spread: Option<f64>,
 }
 
 /// Everything the comparison measured.
@@ -151,7 +156,72 @@ fn point(
         nmi_drop: 1.0 - scores.nmi / clean.scores.nmi.max(f64::MIN_POSITIVE),
         scores,
         changed,
+        delta_spread: None,
     })
+}
+
+/// [`BaselinePoint::delta_spread`] of `adversarial` against `clean`.
+fn delta_spread(clean: &ImageBatch, adversarial: &ImageBatch, epsilon: f32) -> f64 {
+    let (n, d) = (clean.len(), clean.image_len());
+    if n == 0 || d == 0 {
+        return 0.0;
+    }
+    let mut sum = vec![0.0f64; d];
+    let mut sq = vec![0.0f64; d];
+    for (x, xa) in clean.data().chunks(d).zip(adversarial.data().chunks(d)) {
+        for (p, (a, b)) in x.iter().zip(xa).enumerate() {
+            let delta = (b - a) as f64;
+            sum[p] += delta;
+            sq[p] += delta * delta;
+        }
+    }
+    let nf = n as f64;
+    let mean_std = sum
+        .iter()
+        .zip(&sq)
+        .map(|(s, q)| (q / nf - (s / nf).powi(2)).max(0.0).sqrt())
+        .sum::<f64>()
+        / d as f64;
+    mean_std / epsilon as f64
+}
+
+/// The query-free floors at radius `epsilon`: every pixel shifted by `+epsilon` (a constant
+/// brightness shift, clipped to the box) and independent random signs `+-epsilon` (seeded).
+fn floor_images(
+    clean: &ImageBatch,
+    epsilon: f32,
+    seed: u64,
+) -> Result<[(String, ImageBatch); 2], Error> {
+    use rand::{RngExt, SeedableRng};
+    let (lo, hi) = (clean.value_box().min(), clean.value_box().max());
+    let shift: Vec<f32> = clean
+        .data()
+        .iter()
+        .map(|&v| (v + epsilon).clamp(lo, hi))
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(advclust_core::derive_seed(seed, 0xF100));
+    let signs: Vec<f32> = clean
+        .data()
+        .iter()
+        .map(|&v| {
+            let s = if rng.random::<bool>() {
+                epsilon
+            } else {
+                -epsilon
+            };
+            (v + s).clamp(lo, hi)
+        })
+        .collect();
+    Ok([
+        (
+            "floor-shift".into(),
+            ImageBatch::new(shift, clean.dims(), clean.value_box())?,
+        ),
+        (
+            "floor-signs".into(),
+            ImageBatch::new(signs, clean.dims(), clean.value_box())?,
+        ),
+    ])
 }
 
 struct ScoredClean<'a> {
@@ -179,6 +249,12 @@ pub fn run_baselines(
     };
     let mut points = Vec::new();
     let mut wall_times = Vec::new();
+    for (name, adversarial) in floor_images(&clean_images, settings.epsilon, settings.seed)? {
+        let scored = evaluate_clean(&mut oracle, &adversarial, eval.labels())?;
+        let mut p = point(name, "floor", 0, 0, 0.0, &clean, &scored.clusters)?;
+        p.delta_spread = Some(delta_spread(&clean_images, &adversarial, settings.epsilon));
+        points.push(p);
+    }
     let train_images = train.to_image_batch()?;
     for entry in &settings.gans {
         let started = Instant::now();
@@ -205,7 +281,7 @@ pub fn run_baselines(
                 .perturb_snapshot(i, &clean_images)
                 .ok_or_else(|| Error::InvalidArgument(format!("snapshot {i} missing")))??;
             let scored = evaluate_clean(&mut oracle, &adversarial, eval.labels())?;
-            points.push(point(
+            let mut p = point(
                 name.clone(),
                 "gan",
                 snap.queries.batch_calls,
@@ -213,7 +289,9 @@ pub fn run_baselines(
                 0.0,
                 &clean,
                 &scored.clusters,
-            )?);
+            )?;
+            p.delta_spread = Some(delta_spread(&clean_images, &adversarial, settings.epsilon));
+            points.push(p);
         }
         // Snapshots past the end of training repeat the final generator: keep one.
         points.dedup_by(|a, b| a.attack == b.attack && a.images_queried == b.images_queried);
@@ -303,15 +381,19 @@ pub fn baselines_markdown(report: &BaselinesReport) -> String {
         report.clean.acc,
         report.train_images
     );
-    md += "| attack | budget | images queried (all images) | per new image | NMI | ARI | ACC | NMI drop | changed |\n";
-    md += "|---|---|---|---|---|---|---|---|---|\n";
+    md += "| attack | budget | images queried (all images) | per new image | NMI | ARI | ACC | NMI drop | changed | delta spread |\n";
+    md += "|---|---|---|---|---|---|---|---|---|---|\n";
     for p in &report.points {
         let budget = match p.family.as_str() {
             "gan" => format!("{} calls", p.budget),
+            "floor" => "none".into(),
             _ => format!("{} / image", p.budget),
         };
+        let spread = p
+            .delta_spread
+            .map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
         md += &format!(
-            "| {} | {} | {} | {:.1} | {:.4} | {:.4} | {:.4} | {:.1} % | {:.1} % |\n",
+            "| {} | {} | {} | {:.1} | {:.4} | {:.4} | {:.4} | {:.1} % | {:.1} % | {spread} |\n",
             p.attack,
             budget,
             p.images_queried,
@@ -368,6 +450,7 @@ mod tests {
             },
             nmi_drop: 1.0 - nmi / 0.9,
             changed: 0.0,
+            delta_spread: None,
         }
     }
 
