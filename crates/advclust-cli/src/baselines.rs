@@ -32,7 +32,7 @@ pub(crate) struct Baselines {
     #[arg(long, default_value_t = 1)]
     gan_samples: usize,
     /// Tile of the GAN's NES / SPSA directions (1: per pixel).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = advclust::gan::AttackSettings::default().direction_tile)]
     gan_tile: usize,
     /// Time prior of the GAN's NES / SPSA estimates (weight of each image's previous one).
     #[arg(long, default_value_t = 0.0)]

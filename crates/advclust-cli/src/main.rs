@@ -33,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a victim (cc, scan) and save it.
+    /// Train a victim (cc, scan, nnm, spice) or fit one (gmm, soft-kmeans) and save it.
     TrainVictim(train::TrainVictim),
     /// Train the SimCLR pretext (and mine its neighbours) that SCAN starts from.
     TrainPretext(train::TrainPretext),
@@ -150,15 +150,16 @@ struct TrainingArgs {
     /// What the attack maximises.
     #[arg(long, value_enum, default_value_t = Loss::Distance)]
     loss: Loss,
-    /// Directions per image for NES / SPSA (each costs two images).
-    #[arg(long, default_value_t = 10)]
+    /// Directions per image for NES / SPSA (each costs two images); 1 needs the fewest calls
+    /// (docs/results/baselines.md).
+    #[arg(long, default_value_t = 1)]
     samples: usize,
     /// NES sigma / SPSA delta.
     #[arg(long, default_value_t = 0.01)]
     sigma: f32,
     /// NES / SPSA: draw directions on a grid this many times coarser, constant over tiles
     /// (a data prior; 1: one value per pixel).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults().direction_tile)]
     tile: usize,
     /// NES / SPSA: weight of each image's previous estimate in the current one (a time prior).
     #[arg(long, default_value_t = 0.0)]

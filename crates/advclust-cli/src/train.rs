@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use advclust::Error;
+use advclust::core::argmax_rows;
 use advclust::models::{
-    AugmentConfig, CcConfig, CcTrainConfig, EMBEDDED, NnmTrainConfig, Pretext, PretextTrainConfig,
-    ResNetConfig, RunConfig, ScanTrainConfig, SimClrConfig, SpiceTrainConfig, VictimKind,
-    VictimModel,
+    AugmentConfig, CcConfig, CcTrainConfig, ClusterModelExt, EMBEDDED, MixtureConfig, MixtureKind,
+    NnmTrainConfig, Pretext, PretextTrainConfig, ResNetConfig, RunConfig, ScanTrainConfig,
+    SimClrConfig, SpiceTrainConfig, VictimModel,
 };
 use advclust::pipeline::{self, DatasetSpec};
 use clap::{Args, ValueEnum};
@@ -73,13 +74,50 @@ enum Augment {
     Color,
 }
 
+/// What `train-victim --model` trains (the two mixtures are both of victim kind `mixture`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Model {
+    /// Contrastive Clustering.
+    Cc,
+    /// SCAN on a pretext, with self-labelling.
+    Scan,
+    /// NNM on a pretext.
+    Nnm,
+    /// SPICE on a pretext.
+    Spice,
+    /// Diagonal Gaussian mixture on PCA scores (fitted by EM, no pretext).
+    Gmm,
+    /// Soft k-means on PCA scores (softmax of negative squared distances).
+    SoftKmeans,
+}
+
+impl Model {
+    fn name(self) -> &'static str {
+        match self {
+            Model::Cc => "cc",
+            Model::Scan => "scan",
+            Model::Nnm => "nnm",
+            Model::Spice => "spice",
+            Model::Gmm => "gmm",
+            Model::SoftKmeans => "soft-kmeans",
+        }
+    }
+}
+
+impl std::fmt::Display for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct TrainVictim {
     #[command(flatten)]
     data: DataArgs,
-    /// The victim: cc, scan, nnm or spice (all but cc need --pretext).
-    #[arg(long, default_value = "cc")]
-    model: VictimKind,
+    /// The victim: cc, scan, nnm or spice (all but cc need --pretext), or a classical soft
+    /// clustering fitted on the host, gmm or soft-kmeans.
+    #[arg(long, value_enum, default_value_t = Model::Cc)]
+    model: Model,
     /// Number of clusters (default: number of classes).
     #[arg(long)]
     k: Option<usize>,
@@ -113,6 +151,9 @@ pub(crate) struct TrainVictim {
     /// spice: softmax a reliable image's prediction must exceed.
     #[arg(long, default_value_t = 0.99)]
     reliable_score: f64,
+    /// gmm, soft-kmeans: PCA components the mixture works on.
+    #[arg(long, default_value_t = 50)]
+    components: usize,
     /// Output directory (model in <out>/model, report in <out>/report.json).
     #[arg(long, default_value = "runs/victim")]
     out: PathBuf,
@@ -221,7 +262,7 @@ pub(crate) fn train_victim(
     let augment = a.run.augment(&a.data.dataset, c);
     let model_dir = a.out.join("model");
     let (report, train_seconds) = match a.model {
-        VictimKind::Cc => {
+        Model::Cc => {
             let run = a.run.run_config((20, 256, 1e-3), a.data.seed, &a.out);
             let model =
                 CcConfig::new([c, h, w], k, &a.backbone.widths).with_backbone(a.backbone.config(c));
@@ -238,7 +279,7 @@ pub(crate) fn train_victim(
             );
             (pipeline::to_json(&report)?, report.train_seconds)
         }
-        VictimKind::Scan => {
+        Model::Scan => {
             let pretext = load_pretext(&a, device)?;
             let mut config = ScanTrainConfig::new(k, c);
             config.dataset = a.data.dataset.to_string();
@@ -273,7 +314,7 @@ pub(crate) fn train_victim(
                 + report.selflabel.as_ref().map_or(0.0, |r| r.train_seconds);
             (pipeline::to_json(&report)?, seconds)
         }
-        VictimKind::Nnm => {
+        Model::Nnm => {
             let pretext = load_pretext(&a, device)?;
             let mut config = NnmTrainConfig::new(k, c);
             config.dataset = a.data.dataset.to_string();
@@ -299,7 +340,7 @@ pub(crate) fn train_victim(
             );
             (pipeline::to_json(&report)?, report.run.train_seconds)
         }
-        VictimKind::Spice => {
+        Model::Spice => {
             let pretext = load_pretext(&a, device)?;
             let mut config = SpiceTrainConfig::new(k, c).with_augment(augment);
             config.dataset = a.data.dataset.to_string();
@@ -342,6 +383,41 @@ pub(crate) fn train_victim(
                 + report.semi_run.as_ref().map_or(0.0, |r| r.train_seconds);
             (pipeline::to_json(&report)?, seconds)
         }
+        Model::Gmm | Model::SoftKmeans => {
+            let kind = match a.model {
+                Model::Gmm => MixtureKind::Gmm,
+                _ => MixtureKind::SoftKmeans,
+            };
+            let config = MixtureConfig::new(kind, [c, h, w], k, a.components);
+            let (model, report) =
+                advclust::models::fit_mixture(&images, &config, a.data.seed, device)?;
+            let memberships = model.memberships_host(&images, 256, device)?;
+            let predicted = argmax_rows(&memberships, k);
+            let scores = advclust::metrics::clustering_scores(data.labels(), &predicted)?;
+            let saturated = saturated_fraction(&memberships, k, 0.99);
+            let summary = report.training_summary(&a.data.dataset.to_string(), Some(scores));
+            save_with_command(model.with_training_summary(summary), &command, &model_dir)?;
+            println!(
+                "PCA: {} components, {:.4} of the variance ({} iterations, {:.1} s); k-means: {} \
+                 iterations, inertia {:.1}{}",
+                report.components,
+                report.explained_variance_ratio,
+                report.pca_iterations,
+                report.pca_seconds,
+                report.kmeans_iterations,
+                report.inertia,
+                report.log_likelihood.map_or(String::new(), |ll| format!(
+                    "; EM: {} iterations, mean log-likelihood {ll:.4}",
+                    report.em_iterations
+                )),
+            );
+            print_scores(&format!("victim on {}", a.data.dataset), Some(scores));
+            println!("largest membership > 0.99 (saturated): {saturated:.4} of the images");
+            let mut json = pipeline::to_json(&report)?;
+            json["scores"] = pipeline::to_json(&scores)?;
+            json["saturated_fraction"] = serde_json::Value::from(saturated);
+            (json, report.fit_seconds)
+        }
     };
     let mut json = report;
     json["command"] = serde_json::Value::String(command);
@@ -351,6 +427,16 @@ pub(crate) fn train_victim(
         model_dir.display()
     );
     Ok(())
+}
+
+/// Share of the `k`-wide membership rows whose largest value exceeds `threshold`.
+fn saturated_fraction(memberships: &[f32], k: usize, threshold: f32) -> f64 {
+    let rows = memberships.len() / k.max(1);
+    let saturated = memberships
+        .chunks_exact(k.max(1))
+        .filter(|row| row.iter().copied().fold(f32::NEG_INFINITY, f32::max) > threshold)
+        .count();
+    saturated as f64 / rows.max(1) as f64
 }
 
 /// The pretext `--pretext` names, for the victims that start from one.

@@ -177,8 +177,9 @@ impl OptimizerConfig {
 /// Every setting of an attack, as plain data (the JSON form). The defaults are the ones the
 /// `advclust` command line uses too: L-inf eps 0.1 in `[0, 1]` pixels, lambda_adv 5,
 /// lambda_pert 1, batch 256, 12 epochs, query-only estimates sent in calls of 256 images (so a
-/// call is the unit the paper counts). [`AttackSettings::reference_cc`] has the reference
-/// code's values for CC (eps 0.07, 120 epochs, one call per estimate).
+/// call is the unit the paper counts) with directions on 2 x 2 tiles.
+/// [`AttackSettings::reference_cc`] has the reference code's values for CC (eps 0.07, 120
+/// epochs, one call per estimate, per-pixel directions).
 ///
 /// Build an [`AttackConfig`] from it (or use the builder methods there) and validate with
 /// [`ParamGuard::check`].
@@ -228,7 +229,8 @@ pub struct AttackSettings {
     /// Show progress bars (only ever drawn when stderr is a terminal).
     pub progress: bool,
     /// Query-only estimators: draw each direction on a grid this many times coarser than the
-    /// image, constant over `tile x tile` blocks (a data prior; 1: one value per pixel).
+    /// image, constant over `tile x tile` blocks (a data prior; 1: one value per pixel). The
+    /// default 2 measured best on CC / MNIST-test (`docs/results/baselines.md`).
     pub direction_tile: usize,
     /// Query-only estimators: weight of an image's previous estimate in its current one (a time
     /// prior, as Bandits': `g <- m * g_prev + (1 - m) * g_new`, per training image; 0: none).
@@ -261,7 +263,7 @@ impl Default for AttackSettings {
             shuffle: true,
             output_dir: None,
             progress: true,
-            direction_tile: 1,
+            direction_tile: 2,
             estimate_momentum: 0.0,
             snapshot_calls: Vec::new(),
         }
@@ -276,6 +278,7 @@ impl AttackSettings {
             epsilon: 0.07,
             stopping: Stopping::Epochs { epochs: 120 },
             max_images_per_call: None,
+            direction_tile: 1,
             ..AttackSettings::default()
         }
     }
