@@ -3,7 +3,9 @@
 //! Adversarial robustness testing for deep clustering models, in Rust on burn. A black-box
 //! attacker queries a clustering model for soft memberships; a generator learns a bounded
 //! perturbation that drives the model's clustering far from the clean one, while a
-//! discriminator keeps the perturbed images looking like the data. This umbrella crate
+//! discriminator keeps the perturbed images looking like the data; per-image score-based
+//! attacks ([`perimage`]: NES, SPSA, SimBA, Square) are the baselines it is measured against
+//! at equal queries ([`baselines`]). This umbrella crate
 //! re-exports the workspace's crates and chooses the compute backend: cargo features `flex`
 //! (pure-Rust CPU, the default), `tch` (LibTorch: CUDA or CPU) and `wgpu` (GPU, or a software
 //! Vulkan driver) decide which backends are compiled in, and [`device`] picks one at run time.
