@@ -167,9 +167,10 @@ pub(crate) fn baselines(
     let per_image_loss = match a.per_image_loss.as_str() {
         "margin" => PerImageLoss::Margin,
         "distance" => PerImageLoss::Distance,
+        "clean-membership" => PerImageLoss::CleanMembership,
         other => {
             return Err(Error::InvalidArgument(format!(
-                "unknown per-image loss {other:?}; known: margin, distance"
+                "unknown per-image loss {other:?}; known: margin, clean-membership, distance"
             )));
         }
     };

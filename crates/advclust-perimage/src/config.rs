@@ -15,6 +15,9 @@ pub enum PerImageLoss {
     /// still informative when memberships saturate (the logarithm undoes the softmax).
     #[default]
     Margin,
+    /// Minus the membership of the clean cluster, `-m_c` (targeted: the target's membership
+    /// `m_t`): the pseudo-label objective in probability space, flat once memberships saturate.
+    CleanMembership,
     /// The paper's objective on one image: untargeted `||M(x') - M(x)||^2` (away from the
     /// clean memberships), targeted `-||M(x') - e_t||^2`.
     Distance,
@@ -38,6 +41,8 @@ impl PerImageLoss {
                 max_log_except(m, clean_label) - log_membership(m, clean_label)
             }
             (PerImageLoss::Margin, Some(t)) => log_membership(m, t) - max_log_except(m, t),
+            (PerImageLoss::CleanMembership, None) => -(m[clean_label] as f64),
+            (PerImageLoss::CleanMembership, Some(t)) => m[t] as f64,
             (PerImageLoss::Distance, None) => m
                 .iter()
                 .zip(clean)
@@ -51,10 +56,11 @@ impl PerImageLoss {
         }
     }
 
-    /// Short name (`margin`, `distance`).
+    /// Short name (`margin`, `clean-membership`, `distance`).
     pub fn name(self) -> &'static str {
         match self {
             PerImageLoss::Margin => "margin",
+            PerImageLoss::CleanMembership => "clean-membership",
             PerImageLoss::Distance => "distance",
         }
     }

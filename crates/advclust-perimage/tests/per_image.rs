@@ -286,7 +286,11 @@ fn the_distance_loss_and_targeted_goals_work_too() {
         .filter(|&i| before.row(i).unwrap() != after.row(i).unwrap())
         .count();
     assert_eq!(moved, clean.len());
-    for loss in [PerImageLoss::Margin, PerImageLoss::Distance] {
+    for loss in [
+        PerImageLoss::Margin,
+        PerImageLoss::CleanMembership,
+        PerImageLoss::Distance,
+    ] {
         let s = PerImageConfig::new(PerImageMethod::SQUARE, linf())
             .loss(loss)
             .max_queries(400)
