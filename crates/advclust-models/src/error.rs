@@ -98,6 +98,27 @@ pub enum ModelError {
         /// The loss value.
         loss: f32,
     },
+    /// A fit was given no images at all.
+    #[error("no images to fit")]
+    NoImages,
+    /// A clustering fit was given fewer images than clusters.
+    #[error("too few images to fit: {images} images for {clusters} clusters")]
+    FewerImagesThanClusters {
+        /// Images available.
+        images: usize,
+        /// Clusters asked for.
+        clusters: usize,
+    },
+    /// A value that must be finite is NaN or infinite (input data, or a fitted parameter).
+    #[error("non-finite value in {what} at index {index}: {value}")]
+    NonFinite {
+        /// What holds the value (`images`, `GMM variances`, ...).
+        what: &'static str,
+        /// Flat index of the first non-finite value.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
     /// A file system operation failed.
     #[error("I/O error on {}: {source}", path.display())]
     Io {

@@ -5,13 +5,14 @@
 //! augmented views), and, on a shared SimCLR pretext whose mined nearest neighbours they
 //! reuse, **SCAN** (neighbour consistency, then self-labelling), **NNM** (mined, in-batch and
 //! global neighbours with a cluster-level contrast) and **SPICE** (prototype pseudo-labels on a
-//! frozen backbone, then FixMatch on the reliable images). Every model takes images in
-//! `[0, 1]` (normalisation is inside), implements
+//! frozen backbone, then FixMatch on the reliable images), and two classical soft clusterings
+//! on PCA scores fitted on the host (**GMM** and **soft k-means**, [`mixture`]). Every model
+//! takes images in `[0, 1]` (normalisation is inside), implements
 //! [`advclust_core::DifferentiableClusterModel`] (memberships keep the gradient to the input;
 //! `attack_output` is the reference attack's phi), and so becomes a black-box oracle through
 //! [`advclust_core::ModelOracle`]. [`Victim`] is the one type over all of them: saved as
 //! burnpack weights plus a JSON description that records the [`VictimKind`], loaded from any
-//! directory by dispatching on it. All victims train on one runner ([`runner`]: seeded,
+//! directory by dispatching on it. The deep victims train on one runner ([`runner`]: seeded,
 //! checkpointed, resumable, typed divergence errors); models trained on the MNIST test split
 //! are embedded ([`EMBEDDED`]).
 //!
@@ -40,6 +41,7 @@ pub mod artifact;
 pub mod augment;
 pub mod cc;
 pub mod error;
+pub mod mixture;
 pub mod nnm;
 pub mod norm;
 pub mod pretext;
@@ -57,6 +59,10 @@ pub use cc::{
     cluster_loss, instance_loss, train_cc, train_cc_with, trainable_parameters,
 };
 pub use error::{ModelError, Result};
+pub use mixture::{
+    MixtureConfig, MixtureFitReport, MixtureKind, MixtureModel, MixtureParts, fit_mixture,
+    fit_mixture_flat,
+};
 pub use nnm::{NnmModel, NnmTrainConfig, NnmTrainReport, train_nnm};
 pub use pretext::{
     Neighbors, Pretext, PretextReport, PretextTrainConfig, SimClrConfig, SimClrModel, data_digest,

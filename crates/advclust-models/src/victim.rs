@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::{self, DESCRIPTION_FILE};
 use crate::cc::CcModel;
 use crate::error::{ModelError, Result};
+use crate::mixture::MixtureModel;
 use crate::nnm::NnmModel;
 use crate::scan::ScanModel;
 use crate::spice::SpiceModel;
@@ -371,6 +372,9 @@ victim_family! {
     /// SPICE (Niu et al., 2021): prototype pseudo-labels on a frozen backbone (SPICE-Self), then
     /// FixMatch on the reliable images (SPICE-Semi).
     Spice = "spice" => SpiceModel,
+    /// A classical soft clustering on PCA scores: a diagonal Gaussian mixture or soft k-means
+    /// (`advclust_models::mixture`).
+    Mixture = "mixture" => MixtureModel,
 }
 
 impl Victim {
@@ -436,6 +440,8 @@ impl VictimKind {
             VictimKind::Scan => (0.1, EpsilonSpace::Normalized),
             VictimKind::Nnm => (0.15, EpsilonSpace::Normalized),
             VictimKind::Spice => (0.15, EpsilonSpace::Normalized),
+            // No reference notebook attacks it; the project's default eps, in pixels.
+            VictimKind::Mixture => (0.1, EpsilonSpace::Pixel),
         }
     }
 }
