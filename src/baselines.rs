@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use advclust_core::{ImageBatch, ModelOracle, ParamGuard, ThreatModel};
+use advclust_core::{DifferentiableClusterModel, ImageBatch, ModelOracle, ParamGuard, ThreatModel};
 use advclust_gan::{AdvLoss, AttackConfig, AttackTrainer, GradientSource, Stopping};
 use advclust_metrics::{ClusteringScores, clustering_scores};
 use advclust_models::Victim;
@@ -64,6 +64,10 @@ pub struct BaselineSettings {
     pub per_image_budgets: Vec<u64>,
     /// Seed of every attack.
     pub seed: u64,
+    /// Steps of the white-box per-image PGD bound (log-margin objective, steps of eps / 10);
+    /// `None`: not run.
+    #[serde(default)]
+    pub pgd_steps: Option<usize>,
 }
 
 /// One point of the comparison.
@@ -185,6 +189,62 @@ fn delta_spread(clean: &ImageBatch, adversarial: &ImageBatch, epsilon: f32) -> f
     mean_std / epsilon as f64
 }
 
+/// White-box per-image PGD with the log-membership margin of the clean cluster: `steps` signed
+/// gradient steps of `epsilon / 10` through the differentiable victim, projected onto the L-inf
+/// ball and the box, every image for the whole budget (the best iterate is not tracked, so
+/// this is a lower bound on what a white-box attacker reaches). The reference point that tells a
+/// victim robust at this radius from a weak attack.
+pub fn white_box_pgd<M: DifferentiableClusterModel>(
+    victim: &M,
+    clean: &ImageBatch,
+    clean_clusters: &[usize],
+    epsilon: f32,
+    steps: usize,
+    device: &Device,
+) -> Result<ImageBatch, Error> {
+    use burn::tensor::{Tensor, TensorData};
+    let frozen = advclust_gan::FrozenVictim::new(victim, device);
+    let ad = device.clone().autodiff();
+    let k = victim.num_clusters();
+    let step = epsilon / 10.0;
+    let (lo, hi) = (clean.value_box().min(), clean.value_box().max());
+    let mut out = Vec::with_capacity(clean.data().len());
+    let mut offset = 0;
+    for chunk in clean.chunks(256) {
+        let n = chunk.len();
+        let dims = chunk.dims();
+        let mut mask = vec![0.0f32; n * k];
+        for (i, &c) in clean_clusters[offset..offset + n].iter().enumerate() {
+            mask[i * k + c] = 1.0;
+        }
+        offset += n;
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, k]), &ad);
+        let x = chunk.data();
+        let mut adv = x.to_vec();
+        for _ in 0..steps {
+            let xa = Tensor::<4>::from_data(TensorData::new(adv.clone(), dims), &ad).require_grad();
+            let log_m = frozen
+                .model()
+                .memberships(xa.clone())
+                .clamp_min(1e-30)
+                .log();
+            let own = (log_m.clone() * mask.clone()).sum_dim(1);
+            let other = (log_m - mask.clone().mul_scalar(1e9)).max_dim(1);
+            let grads = (other - own).sum().backward();
+            let g = xa
+                .grad(&grads)
+                .ok_or_else(|| Error::InvalidArgument("no input gradient".into()))?;
+            let g = advclust_core::tensor_to_vec(g.into_data())?;
+            for ((a, &x0), gv) in adv.iter_mut().zip(x).zip(g) {
+                let moved = *a + step * gv.signum() * f32::from(gv != 0.0);
+                *a = moved.clamp(x0 - epsilon, x0 + epsilon).clamp(lo, hi);
+            }
+        }
+        out.extend(adv);
+    }
+    Ok(ImageBatch::new(out, clean.dims(), clean.value_box())?)
+}
+
 /// The query-free floors at radius `epsilon`: every pixel shifted by `+epsilon` (a constant
 /// brightness shift, clipped to the box) and independent random signs `+-epsilon` (seeded).
 fn floor_images(
@@ -249,6 +309,31 @@ pub fn run_baselines(
     };
     let mut points = Vec::new();
     let mut wall_times = Vec::new();
+    if let Some(steps) = settings.pgd_steps {
+        let started = Instant::now();
+        let adversarial = white_box_pgd(
+            victim,
+            &clean_images,
+            clean.clusters,
+            settings.epsilon,
+            steps,
+            device,
+        )?;
+        let scored = evaluate_clean(&mut oracle, &adversarial, eval.labels())?;
+        let name = format!("pgd-white-box-{steps}");
+        let mut p = point(
+            name.clone(),
+            "bound",
+            steps as u64,
+            0,
+            0.0,
+            &clean,
+            &scored.clusters,
+        )?;
+        p.delta_spread = Some(delta_spread(&clean_images, &adversarial, settings.epsilon));
+        points.push(p);
+        wall_times.push((name, started.elapsed().as_secs_f64()));
+    }
     for (name, adversarial) in floor_images(&clean_images, settings.epsilon, settings.seed)? {
         let scored = evaluate_clean(&mut oracle, &adversarial, eval.labels())?;
         let mut p = point(name, "floor", 0, 0, 0.0, &clean, &scored.clusters)?;
@@ -387,6 +472,7 @@ pub fn baselines_markdown(report: &BaselinesReport) -> String {
         let budget = match p.family.as_str() {
             "gan" => format!("{} calls", p.budget),
             "floor" => "none".into(),
+            "bound" => format!("{} gradient steps", p.budget),
             _ => format!("{} / image", p.budget),
         };
         let spread = p
@@ -465,6 +551,7 @@ mod tests {
                 per_image_loss: PerImageLoss::Margin,
                 per_image_budgets: Vec::new(),
                 seed: 0,
+                pgd_steps: None,
             },
             train_images: 0,
             eval_images: 10,

@@ -173,3 +173,26 @@ fn any_oracle_can_be_attacked_through_the_pipeline() {
         64 + 2 * 2 * 32
     );
 }
+
+/// The white-box per-image PGD bound stays in the threat model and flips most images of the
+/// embedded CC victim.
+#[test]
+fn white_box_pgd_flips_most_images_inside_the_ball() {
+    use advclust::core::ThreatModel;
+    let device = device(None).unwrap();
+    let victim = VictimSpec::pretrained_cc_mnist().load(&device).unwrap();
+    let images = DatasetSpec::MnistEmbedded
+        .load(Some(32), 5)
+        .unwrap()
+        .to_image_batch()
+        .unwrap();
+    let mut oracle = ModelOracle::new(&victim, &device);
+    let clean = pipeline::query_clusters(&mut oracle, &images, 32).unwrap();
+    let adv =
+        advclust::baselines::white_box_pgd(&victim, &images, &clean, 0.1, 10, &device).unwrap();
+    let threat = ThreatModel::linf(0.1).check().unwrap();
+    assert!(threat.contains(&images, &adv).unwrap());
+    let after = pipeline::query_clusters(&mut oracle, &adv, 32).unwrap();
+    let flipped = clean.iter().zip(&after).filter(|(a, b)| a != b).count();
+    assert!(flipped >= 24, "{flipped} of 32 flipped");
+}

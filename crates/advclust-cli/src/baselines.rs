@@ -64,6 +64,9 @@ pub(crate) struct Baselines {
         default_value = "2,5,10,20,50,100,200,500,1000"
     )]
     budgets: Vec<u64>,
+    /// Steps of the white-box per-image PGD bound (0: not run).
+    #[arg(long, default_value_t = 0)]
+    pgd_steps: usize,
     /// Per-image objective.
     #[arg(long, default_value = "margin")]
     per_image_loss: String,
@@ -192,6 +195,7 @@ pub(crate) fn baselines(
         per_image_loss,
         per_image_budgets: a.budgets.clone(),
         seed: a.data.seed,
+        pgd_steps: (a.pgd_steps > 0).then_some(a.pgd_steps),
     };
     let victim = a.victim.load(device)?;
     let report = baselines::run_baselines(&settings, &victim, &train, &eval, device)?;
