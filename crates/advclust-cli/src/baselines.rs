@@ -79,17 +79,23 @@ pub(crate) struct Baselines {
 }
 
 /// The comparison figure of `report`, written to `dir/baselines.png`.
-fn plot(report: &BaselinesReport, title: &str, dir: &Path) -> Result<PathBuf, Error> {
+/// The comparison figure of `report`, or `None` when no attack queried anything (floors and
+/// bounds only: nothing to put on a log axis).
+fn plot(report: &BaselinesReport, title: &str, dir: &Path) -> Result<Option<PathBuf>, Error> {
+    let series = baselines::curve_series(report);
+    if series.is_empty() {
+        return Ok(None);
+    }
     let path = dir.join("baselines.png");
     figures::comparison_curve(
         &path,
         title,
         "images sent to the victim to attack every evaluation image (log scale)",
         "adversarial NMI",
-        &baselines::curve_series(report),
+        &series,
         Some(("clean NMI", report.clean.nmi)),
     )?;
-    Ok(path)
+    Ok(Some(path))
 }
 
 fn title(victim: &str, dataset: &str) -> String {
@@ -156,12 +162,11 @@ pub(crate) fn baselines(
         let report: BaselinesReport = serde_json::from_str(&text)
             .map_err(|e| Error::Json(format!("{}: {e}", json.display())))?;
         pipeline::create_dir(&a.out)?;
-        let path = plot(
-            &report,
-            &title(&a.victim.to_string(), &a.data.dataset.to_string()),
-            &a.out,
-        )?;
-        println!("wrote {}", path.display());
+        let title = title(&a.victim.to_string(), &a.data.dataset.to_string());
+        match plot(&report, &title, &a.out)? {
+            Some(path) => println!("wrote {}", path.display()),
+            None => println!("no attack queried the victim: nothing to plot"),
+        }
         return Ok(());
     }
     let started = Instant::now();
@@ -219,15 +224,17 @@ pub(crate) fn baselines(
         baselines::baselines_markdown(&report)
     );
     pipeline::write_text(&a.out.join("baselines.md"), &md)?;
-    plot(
-        &report,
-        &title(&a.victim.to_string(), &a.data.dataset.to_string()),
-        &a.out,
-    )?;
+    let title = title(&a.victim.to_string(), &a.data.dataset.to_string());
+    let figure = plot(&report, &title, &a.out)?;
     println!("{md}");
     println!(
-        "wrote {}/baselines.json, baselines.md, baselines.png",
-        a.out.display()
+        "wrote {}/baselines.json, baselines.md{}",
+        a.out.display(),
+        if figure.is_some() {
+            ", baselines.png"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
