@@ -386,6 +386,11 @@ impl PerImageConfig {
         })
     }
 
+    /// Unchecked settings (e.g. deserialized) to validate.
+    pub fn from_settings(settings: PerImageSettings) -> Self {
+        PerImageConfig(settings)
+    }
+
     /// Sets the objective.
     pub fn loss(mut self, loss: PerImageLoss) -> Self {
         self.0.loss = loss;

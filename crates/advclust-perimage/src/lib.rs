@@ -53,7 +53,7 @@ mod error;
 mod methods;
 mod report;
 
-use advclust_core::{ClusterOracle, ImageBatch};
+use advclust_core::{ClusterOracle, ImageBatch, ParamGuard};
 
 pub use config::{
     Goal, PerImageConfig, PerImageLoss, PerImageMethod, PerImageSettings, SimbaBasis,
@@ -79,6 +79,8 @@ pub fn attack_images(
     clean: &ImageBatch,
     goal: &Goal,
 ) -> Result<PerImageOutcome> {
+    // Settings can arrive deserialized, past `check`: validate (and sort the snapshots) again.
+    let settings = &PerImageConfig::from_settings(settings.clone()).check()?;
     let eps = settings.threat.epsilon();
     match settings.method {
         PerImageMethod::Nes {

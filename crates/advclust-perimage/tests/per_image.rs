@@ -434,6 +434,16 @@ fn bad_input_is_a_typed_error() {
         attack_images(&s2, &mut oracle, &clean, &Goal::Untargeted),
         Err(PerImageError::InvalidParameter { name: "threat", .. })
     ));
+    // Settings that skipped `check` (e.g. deserialized) are validated by the attack too.
+    let mut unchecked = settings(PerImageMethod::SQUARE, linf(), 20);
+    unchecked.max_queries = 0;
+    assert!(matches!(
+        attack_images(&unchecked, &mut oracle, &clean, &Goal::Untargeted),
+        Err(PerImageError::InvalidParameter {
+            name: "max_queries",
+            ..
+        })
+    ));
     for bad in [
         PerImageConfig::new(PerImageMethod::SQUARE, linf()).snapshots(vec![0]),
         PerImageConfig::new(PerImageMethod::SQUARE, linf())
