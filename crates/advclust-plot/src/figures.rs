@@ -52,6 +52,7 @@
 //! # Ok::<(), advclust_plot::figures::FigureError>(())
 //! ```
 
+mod chart;
 mod comparison;
 mod confusion;
 mod grid;

@@ -2,7 +2,7 @@
 //! spanning decades (NMI against the images queried), on a log-10 x axis.
 //!
 //! Drawn in the style of the sweep charts, with their canvas, frame, y axis,
-//! title, lines, markers and legend (see [`super::sweep`]); only the x axis
+//! title, lines, markers and legend (see [`super::chart`]); only the x axis
 //! differs.
 
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::sweep::{
+use super::chart::{
     AXIS_LINE, BOTTOM, Frame, LEFT, Line, REFERENCE, RIGHT, TICK, TOP_PLAIN, dashes, draw_lines,
     legend, nice_ticks_from, render_with, titles, x_tick, y_axis,
 };

@@ -514,7 +514,7 @@ fn comparison_figure() {
     for (k, &color) in comparison::PALETTE.iter().enumerate() {
         assert_eq!(has_color(&image, color), k < series.len(), "colour {k}");
     }
-    assert!(has_color(&image, sweep::REFERENCE), "reference line");
+    assert!(has_color(&image, chart::REFERENCE), "reference line");
     // Ten series (every colour and marker), long names and title, no
     // reference, a single point, x spanning under a decade and y beyond [0, 1].
     let many: Vec<CurveSeries> = (0..10)
