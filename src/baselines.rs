@@ -119,6 +119,7 @@ pub fn gan_name(entry: &GanEntry) -> String {
     let loss = match entry.loss {
         AdvLoss::OutputDistance => "",
         AdvLoss::SoftMutualInformation => "-mi",
+        AdvLoss::LogMargin => "-margin",
     };
     let mut tile = match entry.tile {
         1 => String::new(),
@@ -205,7 +206,6 @@ pub fn white_box_pgd<M: DifferentiableClusterModel>(
     use burn::tensor::{Tensor, TensorData};
     let frozen = advclust_gan::FrozenVictim::new(victim, device);
     let ad = device.clone().autodiff();
-    let k = victim.num_clusters();
     let step = epsilon / 10.0;
     let (lo, hi) = (clean.value_box().min(), clean.value_box().max());
     let mut out = Vec::with_capacity(clean.data().len());
@@ -213,24 +213,14 @@ pub fn white_box_pgd<M: DifferentiableClusterModel>(
     for chunk in clean.chunks(256) {
         let n = chunk.len();
         let dims = chunk.dims();
-        let mut mask = vec![0.0f32; n * k];
-        for (i, &c) in clean_clusters[offset..offset + n].iter().enumerate() {
-            mask[i * k + c] = 1.0;
-        }
+        let chunk_clusters = &clean_clusters[offset..offset + n];
         offset += n;
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, k]), &ad);
         let x = chunk.data();
         let mut adv = x.to_vec();
         for _ in 0..steps {
             let xa = Tensor::<4>::from_data(TensorData::new(adv.clone(), dims), &ad).require_grad();
-            let log_m = frozen
-                .model()
-                .memberships(xa.clone())
-                .clamp_min(1e-30)
-                .log();
-            let own = (log_m.clone() * mask.clone()).sum_dim(1);
-            let other = (log_m - mask.clone().mul_scalar(1e9)).max_dim(1);
-            let grads = (other - own).sum().backward();
+            let m = frozen.model().memberships(xa.clone());
+            let grads = advclust_gan::log_margin_loss(m, chunk_clusters).backward();
             let g = xa
                 .grad(&grads)
                 .ok_or_else(|| Error::InvalidArgument("no input gradient".into()))?;

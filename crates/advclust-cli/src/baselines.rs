@@ -24,7 +24,8 @@ pub(crate) struct Baselines {
     /// L-inf radius of every attack.
     #[arg(long, default_value_t = 0.1)]
     eps: f32,
-    /// GAN gradient sources: backprop, nes, spsa, and with a -mi suffix the soft-MI objective
+    /// GAN gradient sources: backprop, nes, spsa, and with a -mi / -margin suffix the soft-MI /
+    /// log-margin objective
     /// (empty: none).
     #[arg(long, value_delimiter = ',', default_value = "backprop,nes,spsa")]
     gans: Vec<String>,
@@ -120,9 +121,12 @@ fn method(name: &str, side: usize) -> Result<PerImageMethod, Error> {
 fn gan(name: &str, a: &Baselines) -> Result<GanEntry, Error> {
     let (samples, epochs, tile, momentum) =
         (a.gan_samples, a.gan_epochs, a.gan_tile, a.gan_momentum);
-    let (base, loss) = match name.strip_suffix("-mi") {
-        Some(base) => (base, AdvLoss::SoftMutualInformation),
-        None => (name, AdvLoss::OutputDistance),
+    let (base, loss) = if let Some(base) = name.strip_suffix("-mi") {
+        (base, AdvLoss::SoftMutualInformation)
+    } else if let Some(base) = name.strip_suffix("-margin") {
+        (base, AdvLoss::LogMargin)
+    } else {
+        (name, AdvLoss::OutputDistance)
     };
     let source = match base {
         "backprop" => GradientSource::Backprop,

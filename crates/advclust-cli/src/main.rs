@@ -105,6 +105,8 @@ enum Loss {
     /// Minus the soft mutual information between the clean clusters and the adversarial
     /// memberships (NMI's numerator; untargeted only).
     SoftMi,
+    /// The log-membership margin of each image's clean cluster (untargeted only).
+    LogMargin,
 }
 
 impl From<Loss> for AdvLoss {
@@ -112,6 +114,7 @@ impl From<Loss> for AdvLoss {
         match l {
             Loss::Distance => AdvLoss::OutputDistance,
             Loss::SoftMi => AdvLoss::SoftMutualInformation,
+            Loss::LogMargin => AdvLoss::LogMargin,
         }
     }
 }

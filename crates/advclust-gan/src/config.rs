@@ -306,10 +306,13 @@ impl AttackSettings {
             }
         };
         finite_nonneg("epsilon", self.epsilon)?;
-        if self.loss == AdvLoss::SoftMutualInformation && self.target.is_some() {
+        if self.loss != AdvLoss::OutputDistance && self.target.is_some() {
             return Err(AttackError::invalid(
                 "loss",
-                "the soft mutual information is untargeted; use the output distance with a target",
+                format!(
+                    "the {} objective is untargeted; use the output distance with a target",
+                    self.loss.name()
+                ),
             ));
         }
         finite_nonneg("lambda_adv", self.lambda_adv)?;

@@ -28,6 +28,9 @@ pub enum AdvObjective<'a> {
     /// image; [`crate::AdvLoss::SoftMutualInformation`]), linearised at the batch's current
     /// memberships.
     SoftMi(&'a [ClusterId]),
+    /// Untargeted, each image's log-membership margin of its clean cluster (one per image;
+    /// [`crate::AdvLoss::LogMargin`]).
+    LogMargin(&'a [ClusterId]),
 }
 
 impl AdvObjective<'_> {
@@ -49,6 +52,7 @@ impl AdvObjective<'_> {
                     .sum();
                 -distance.per_sample(sq, n)
             }
+            AdvObjective::LogMargin(clean) => crate::objective::log_margin(m, clean[i]),
             // Linear in m: the caller applies the batch's weights instead.
             AdvObjective::SoftMi(_) => 0.0,
         }
@@ -185,13 +189,15 @@ pub fn estimate_adv_gradient(
         AdvObjective::Toward(t) if t >= k => {
             return Err(AttackError::TargetOutOfRange { target: t, k });
         }
-        AdvObjective::SoftMi(clean) if clean.len() != n => {
+        AdvObjective::SoftMi(clean) | AdvObjective::LogMargin(clean) if clean.len() != n => {
             return Err(AttackError::VictimOutputShape {
                 expected: [n, k],
                 actual: [clean.len(), k],
             });
         }
-        AdvObjective::SoftMi(clean) if clean.iter().any(|&c| c >= k) => {
+        AdvObjective::SoftMi(clean) | AdvObjective::LogMargin(clean)
+            if clean.iter().any(|&c| c >= k) =>
+        {
             let c = clean.iter().copied().max().unwrap_or(0);
             return Err(AttackError::TargetOutOfRange { target: c, k });
         }

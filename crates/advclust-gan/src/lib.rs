@@ -74,7 +74,7 @@ pub use estimate::{AdvObjective, GradientEstimate, QueryEstimator, estimate_adv_
 pub use nets::{
     Discriminator, Generator, MIN_IMAGE_SIDE, ResnetBlock, check_image_shape, trainable_params,
 };
-pub use objective::{AdvLoss, soft_mi_loss, soft_mi_weights};
+pub use objective::{AdvLoss, log_margin_loss, soft_mi_loss, soft_mi_weights};
 pub use report::{AttackReport, ConvergenceInfo, EpochStats, Evaluation};
 pub use train::{
     AttackGan, AttackTrainer, FrozenVictim, StepStats, train_backprop, train_query_only,

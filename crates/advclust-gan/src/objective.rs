@@ -32,14 +32,20 @@ pub enum AdvLoss {
     /// Minus `B` times the soft mutual information between the clean clusters and the
     /// adversarial memberships of the batch (untargeted only).
     SoftMutualInformation,
+    /// The log-membership margin of each image's clean cluster, summed over the batch:
+    /// `sum_i max_{j != c_i} ln q_ij - ln q_ic_i` ([`log_margin_loss`]; untargeted only).
+    /// Positive exactly for images that left their clean cluster, and still informative when
+    /// memberships saturate.
+    LogMargin,
 }
 
 impl AdvLoss {
-    /// Short name: `distance` or `soft-mi`.
+    /// Short name: `distance`, `soft-mi` or `log-margin`.
     pub fn name(self) -> &'static str {
         match self {
             AdvLoss::OutputDistance => "distance",
             AdvLoss::SoftMutualInformation => "soft-mi",
+            AdvLoss::LogMargin => "log-margin",
         }
     }
 }
@@ -95,6 +101,33 @@ pub fn soft_mi_loss(q: Tensor<2>, clean: &[ClusterId]) -> Tensor<1> {
     let outer = pa.transpose().matmul(rb);
     let log_ratio = joint.clone().clamp_min(PROB_FLOOR).log() - outer.clamp_min(PROB_FLOOR).log();
     (joint * log_ratio).sum().mul_scalar(-(b as f64))
+}
+
+/// `sum_i max_{j != c_i} ln q_ij - ln q_ic_i` for memberships `q` (`[B, k]`) and clean clusters
+/// `clean` (one per row), differentiable in `q`; probabilities are floored before the logarithm.
+pub fn log_margin_loss(q: Tensor<2>, clean: &[ClusterId]) -> Tensor<1> {
+    let [b, k] = q.dims();
+    let mut onehot = vec![0.0f32; b * k];
+    for (i, &c) in clean.iter().enumerate() {
+        onehot[i * k + c] = 1.0;
+    }
+    let mask = Tensor::<2>::from_data(TensorData::new(onehot, [b, k]), &q.device());
+    let log_q = q.clamp_min(PROB_FLOOR).log();
+    let own = (log_q.clone() * mask.clone()).sum_dim(1);
+    let other = (log_q - mask.mul_scalar(1e9)).max_dim(1);
+    (other - own).sum()
+}
+
+/// [`log_margin_loss`] of one image's memberships `m` with clean cluster `c`, on the host.
+pub(crate) fn log_margin(m: &[f32], c: ClusterId) -> f64 {
+    let ln = |v: f32| (v as f64).max(PROB_FLOOR).ln();
+    let other = m
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != c)
+        .map(|(_, &v)| ln(v))
+        .fold(f64::NEG_INFINITY, f64::max);
+    other - ln(m[c])
 }
 
 #[cfg(test)]
@@ -168,5 +201,20 @@ mod tests {
         for (a, b) in g.iter().zip(&w) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn log_margin_matches_the_host_value_and_is_positive_exactly_when_flipped() {
+        let device = Device::flex();
+        let q = vec![0.7f32, 0.2, 0.1, 0.1, 0.3, 0.6];
+        let clean = [0usize, 1];
+        let t = Tensor::<2>::from_data(TensorData::new(q.clone(), [2, 3]), &device);
+        let total = log_margin_loss(t, &clean).into_scalar::<f32>() as f64;
+        let (a, b) = (log_margin(&q[..3], 0), log_margin(&q[3..], 1));
+        assert!(a < 0.0 && b > 0.0, "{a} {b}");
+        assert!((total - (a + b)).abs() < 1e-5, "{total} vs {}", a + b);
+        assert!(((0.2f64 / 0.7).ln() - a).abs() < 1e-6);
+        // Saturated memberships still give a finite, informative value.
+        assert!(log_margin(&[1.0, 0.0, 0.0], 0) < -20.0);
     }
 }

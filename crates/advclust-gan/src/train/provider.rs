@@ -2,7 +2,7 @@
 //! estimates from queries only.
 
 use super::*;
-use crate::objective::{AdvLoss, soft_mi_loss};
+use crate::objective::{AdvLoss, log_margin_loss, soft_mi_loss};
 
 /// Where one step's `L_adv` term comes from.
 pub(crate) struct AdvTerm {
@@ -141,6 +141,7 @@ impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
         let adv_clusters = host_clusters(&m, k, ctx, "adversarial victim output")?;
         let term = match (self.target, self.loss, &clean_clusters) {
             (None, AdvLoss::SoftMutualInformation, Some(clean)) => soft_mi_loss(m, clean),
+            (None, AdvLoss::LogMargin, Some(clean)) => log_margin_loss(m, clean),
             (None, _, _) => {
                 check_output(&out, n, reference.dims()[1])?;
                 distance_tensor(out, reference, self.distance)
@@ -236,6 +237,7 @@ impl AdvProvider for QueryProvider<'_> {
         };
         let objective = match (self.target, self.loss, &clean_clusters) {
             (None, AdvLoss::SoftMutualInformation, Some(clean)) => AdvObjective::SoftMi(clean),
+            (None, AdvLoss::LogMargin, Some(clean)) => AdvObjective::LogMargin(clean),
             (None, _, _) => AdvObjective::Away(&rows),
             (Some(t), _, _) => AdvObjective::Toward(t),
         };
