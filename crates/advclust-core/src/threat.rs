@@ -77,6 +77,22 @@ pub struct PerturbationNorms {
     pub linf: f32,
 }
 
+impl PerturbationNorms {
+    /// The norms of `adv - clean` for one sample (`C*H*W` values each).
+    pub fn between(clean: &[f32], adv: &[f32]) -> Self {
+        let (mut sq, mut linf) = (0.0f64, 0.0f32);
+        for (a, b) in clean.iter().zip(adv) {
+            let d = b - a;
+            sq += (d as f64) * (d as f64);
+            linf = linf.max(d.abs());
+        }
+        PerturbationNorms {
+            l2: sq.sqrt() as f32,
+            linf,
+        }
+    }
+}
+
 /// Mean and maximum of per-sample perturbation norms over a set of samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct NormSummary {
@@ -163,35 +179,47 @@ impl ThreatModel {
     pub fn project(&self, clean: &ImageBatch, adv: &ImageBatch) -> Result<ImageBatch> {
         clean.expect_same_layout(adv)?;
         let len = clean.image_len();
-        let (lo, hi) = (self.value_box.min(), self.value_box.max());
         let mut out = Vec::with_capacity(clean.data().len());
         for (x, xa) in clean.data().chunks(len).zip(adv.data().chunks(len)) {
-            let scale = match self.norm {
-                NormKind::Linf => 1.0,
-                NormKind::L2 => {
-                    let n = x
-                        .iter()
-                        .zip(xa)
-                        .map(|(a, b)| ((b - a) as f64).powi(2))
-                        .sum::<f64>()
-                        .sqrt() as f32;
-                    if n > self.epsilon {
-                        self.epsilon / n
-                    } else {
-                        1.0
-                    }
-                }
-            };
-            out.extend(x.iter().zip(xa).map(|(&a, &b)| {
-                let d = (b - a) * scale;
-                let d = match self.norm {
-                    NormKind::Linf => d.clamp(-self.epsilon, self.epsilon),
-                    NormKind::L2 => d,
-                };
-                (a + d).clamp(lo, hi)
-            }));
+            let mut delta: Vec<f32> = x.iter().zip(xa).map(|(a, b)| b - a).collect();
+            out.extend(self.project_delta(x, &mut delta));
         }
         ImageBatch::new(out, clean.dims(), clean.value_box())
+    }
+
+    /// Projects the perturbation `delta` of one image `clean` (`C*H*W` values each) in place,
+    /// so that `clean + delta` lies in the ball and the value box, and returns that image.
+    pub fn project_delta(&self, clean: &[f32], delta: &mut [f32]) -> Vec<f32> {
+        let (lo, hi) = (self.value_box.min(), self.value_box.max());
+        let scale = match self.norm {
+            NormKind::Linf => 1.0,
+            NormKind::L2 => {
+                let n = delta
+                    .iter()
+                    .map(|&d| (d as f64).powi(2))
+                    .sum::<f64>()
+                    .sqrt() as f32;
+                if n > self.epsilon {
+                    self.epsilon / n
+                } else {
+                    1.0
+                }
+            }
+        };
+        clean
+            .iter()
+            .zip(delta.iter_mut())
+            .map(|(&a, d)| {
+                let scaled = *d * scale;
+                let bounded = match self.norm {
+                    NormKind::Linf => scaled.clamp(-self.epsilon, self.epsilon),
+                    NormKind::L2 => scaled,
+                };
+                let v = (a + bounded).clamp(lo, hi);
+                *d = v - a;
+                v
+            })
+            .collect()
     }
 
     /// Per-sample norms of `adv - clean`.
@@ -202,29 +230,23 @@ impl ThreatModel {
             .data()
             .chunks(len)
             .zip(adv.data().chunks(len))
-            .map(|(x, xa)| {
-                let (mut sq, mut linf) = (0.0f64, 0.0f32);
-                for (a, b) in x.iter().zip(xa) {
-                    let d = b - a;
-                    sq += (d as f64) * (d as f64);
-                    linf = linf.max(d.abs());
-                }
-                PerturbationNorms {
-                    l2: sq.sqrt() as f32,
-                    linf,
-                }
-            })
+            .map(|(x, xa)| PerturbationNorms::between(x, xa))
             .collect())
     }
 
     /// True when `adv` is within the threat model around `clean` (with a small float slack).
     pub fn contains(&self, clean: &ImageBatch, adv: &ImageBatch) -> Result<bool> {
-        let slack = 1e-5 * self.epsilon.max(1.0);
         let norms = Self::norms(clean, adv)?;
-        Ok(norms.iter().all(|p| match self.norm {
+        Ok(norms.iter().all(|p| self.admits(p)))
+    }
+
+    /// True when a perturbation of norms `p` is within the radius (with a small float slack).
+    pub fn admits(&self, p: &PerturbationNorms) -> bool {
+        let slack = 1e-5 * self.epsilon.max(1.0);
+        match self.norm {
             NormKind::Linf => p.linf <= self.epsilon + slack,
             NormKind::L2 => p.l2 <= self.epsilon + slack,
-        }))
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use advclust_core::{
-    ClusterId, ClusterOracle, CoreError, ImageBatch, NormKind, QueryBudget, QueryLedger,
+    ClusterId, ClusterOracle, CoreError, ImageBatch, PerturbationNorms, QueryBudget, QueryLedger,
     ThreatModel, argmax_rows, derive_seed,
 };
 use rand::SeedableRng;
@@ -35,31 +35,7 @@ impl ImageCtx<'_> {
     /// Bounds `delta` in place so that `clean + delta` is inside the threat model and the value
     /// box, and returns that image.
     pub fn project(&self, delta: &mut [f32]) -> Vec<f32> {
-        let eps = self.threat.epsilon();
-        if self.threat.norm() == NormKind::L2 {
-            let norm = delta
-                .iter()
-                .map(|&d| (d as f64).powi(2))
-                .sum::<f64>()
-                .sqrt() as f32;
-            if norm > eps {
-                let scale = eps / norm;
-                delta.iter_mut().for_each(|d| *d *= scale);
-            }
-        }
-        let (lo, hi) = (self.threat.value_box().min(), self.threat.value_box().max());
-        self.clean
-            .iter()
-            .zip(delta.iter_mut())
-            .map(|(&x, d)| {
-                if self.threat.norm() == NormKind::Linf {
-                    *d = d.clamp(-eps, eps);
-                }
-                let v = (x + *d).clamp(lo, hi);
-                *d = v - x;
-                v
-            })
-            .collect()
+        self.threat.project_delta(self.clean, delta)
     }
 
     /// `clean + delta`, clipped to the value box.
@@ -84,21 +60,14 @@ impl ImageCtx<'_> {
             .collect()
     }
 
-    /// Whether `image` is inside the threat model around the clean image (float slack).
+    /// Whether `image` is inside the value box and the threat model around the clean image
+    /// (float slack).
     fn contains(&self, image: &[f32]) -> bool {
-        let eps = self.threat.epsilon();
-        let slack = 1e-5 * eps.max(1.0);
         let (lo, hi) = (self.threat.value_box().min(), self.threat.value_box().max());
-        if image.iter().any(|&v| !(lo..=hi).contains(&v)) {
-            return false;
-        }
-        let diffs = self.clean.iter().zip(image).map(|(&a, &b)| b - a);
-        match self.threat.norm() {
-            NormKind::Linf => diffs.map(f32::abs).fold(0.0, f32::max) <= eps + slack,
-            NormKind::L2 => {
-                diffs.map(|d| (d as f64).powi(2)).sum::<f64>().sqrt() as f32 <= eps + slack
-            }
-        }
+        image.iter().all(|v| (lo..=hi).contains(v))
+            && self
+                .threat
+                .admits(&PerturbationNorms::between(self.clean, image))
     }
 }
 
