@@ -12,7 +12,9 @@
 
 use std::time::Instant;
 
-use advclust_core::{DifferentiableClusterModel, ImageBatch, ModelOracle, ParamGuard, ThreatModel};
+use advclust_core::{
+    ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle, ParamGuard, ThreatModel,
+};
 use advclust_gan::{AdvLoss, AttackConfig, AttackTrainer, GradientSource, Stopping};
 use advclust_metrics::{ClusteringScores, clustering_scores};
 use advclust_models::Victim;
@@ -135,34 +137,70 @@ pub fn gan_name(entry: &GanEntry) -> String {
     }
 }
 
-fn point(
-    attack: String,
-    family: &str,
-    budget: u64,
-    images_queried: u64,
-    images_per_new_image: f64,
-    clean: &ScoredClean<'_>,
-    adversarial: &[usize],
-) -> Result<BaselinePoint, Error> {
-    let scores = clustering_scores(clean.labels, adversarial)?;
-    let changed = clean
-        .clusters
-        .iter()
-        .zip(adversarial)
-        .filter(|(a, b)| a != b)
-        .count() as f64
-        / adversarial.len().max(1) as f64;
-    Ok(BaselinePoint {
-        attack,
-        family: family.into(),
-        budget,
-        images_queried,
-        images_per_new_image,
-        nmi_drop: 1.0 - scores.nmi / clean.scores.nmi.max(f64::MIN_POSITIVE),
-        scores,
-        changed,
-        delta_spread: None,
-    })
+/// The clean evaluation every point is measured against.
+struct CleanReference<'a> {
+    images: &'a ImageBatch,
+    labels: &'a [usize],
+    clusters: &'a [usize],
+    scores: ClusteringScores,
+    epsilon: f32,
+}
+
+impl CleanReference<'_> {
+    /// A point from the victim's clusters of the adversarial images.
+    fn point(
+        &self,
+        attack: String,
+        family: &str,
+        budget: u64,
+        images_queried: u64,
+        images_per_new_image: f64,
+        adversarial: &[usize],
+    ) -> Result<BaselinePoint, Error> {
+        let scores = clustering_scores(self.labels, adversarial)?;
+        let changed = self
+            .clusters
+            .iter()
+            .zip(adversarial)
+            .filter(|(a, b)| a != b)
+            .count() as f64
+            / adversarial.len().max(1) as f64;
+        Ok(BaselinePoint {
+            attack,
+            family: family.into(),
+            budget,
+            images_queried,
+            images_per_new_image,
+            nmi_drop: 1.0 - scores.nmi / self.scores.nmi.max(f64::MIN_POSITIVE),
+            scores,
+            changed,
+            delta_spread: None,
+        })
+    }
+
+    /// A point for adversarial images that cost nothing per new image (a generator, a floor, a
+    /// white-box bound): queries their clusters (evaluation traffic) and measures the spread.
+    fn perturbed_point(
+        &self,
+        oracle: &mut dyn ClusterOracle,
+        attack: String,
+        family: &str,
+        budget: u64,
+        images_queried: u64,
+        adversarial: &ImageBatch,
+    ) -> Result<BaselinePoint, Error> {
+        let scored = evaluate_clean(oracle, adversarial, self.labels)?;
+        let mut p = self.point(
+            attack,
+            family,
+            budget,
+            images_queried,
+            0.0,
+            &scored.clusters,
+        )?;
+        p.delta_spread = Some(delta_spread(self.images, adversarial, self.epsilon));
+        Ok(p)
+    }
 }
 
 /// [`BaselinePoint::delta_spread`] of `adversarial` against `clean`.
@@ -274,12 +312,6 @@ fn floor_images(
     ])
 }
 
-struct ScoredClean<'a> {
-    labels: &'a [usize],
-    clusters: &'a [usize],
-    scores: ClusteringScores,
-}
-
 /// Runs every attack of `settings` against `victim`: the GANs trained on `train`, everything
 /// evaluated on `eval`.
 pub fn run_baselines(
@@ -292,10 +324,12 @@ pub fn run_baselines(
     let clean_images = eval.to_image_batch()?;
     let mut oracle = ModelOracle::new(victim, device).with_max_batch(256);
     let clean_eval = evaluate_clean(&mut oracle, &clean_images, eval.labels())?;
-    let clean = ScoredClean {
+    let clean = CleanReference {
+        images: &clean_images,
         labels: eval.labels(),
         clusters: &clean_eval.clusters,
         scores: clean_eval.scores,
+        epsilon: settings.epsilon,
     };
     let mut points = Vec::new();
     let mut wall_times = Vec::new();
@@ -309,26 +343,20 @@ pub fn run_baselines(
             steps,
             device,
         )?;
-        let scored = evaluate_clean(&mut oracle, &adversarial, eval.labels())?;
         let name = format!("pgd-white-box-{steps}");
-        let mut p = point(
+        let p = clean.perturbed_point(
+            &mut oracle,
             name.clone(),
             "bound",
             steps as u64,
             0,
-            0.0,
-            &clean,
-            &scored.clusters,
+            &adversarial,
         )?;
-        p.delta_spread = Some(delta_spread(&clean_images, &adversarial, settings.epsilon));
         points.push(p);
         wall_times.push((name, started.elapsed().as_secs_f64()));
     }
     for (name, adversarial) in floor_images(&clean_images, settings.epsilon, settings.seed)? {
-        let scored = evaluate_clean(&mut oracle, &adversarial, eval.labels())?;
-        let mut p = point(name, "floor", 0, 0, 0.0, &clean, &scored.clusters)?;
-        p.delta_spread = Some(delta_spread(&clean_images, &adversarial, settings.epsilon));
-        points.push(p);
+        points.push(clean.perturbed_point(&mut oracle, name, "floor", 0, 0, &adversarial)?);
     }
     let train_images = train.to_image_batch()?;
     for entry in &settings.gans {
@@ -355,18 +383,14 @@ pub fn run_baselines(
             let adversarial = attack
                 .perturb_snapshot(i, &clean_images)
                 .ok_or_else(|| Error::InvalidArgument(format!("snapshot {i} missing")))??;
-            let scored = evaluate_clean(&mut oracle, &adversarial, eval.labels())?;
-            let mut p = point(
+            points.push(clean.perturbed_point(
+                &mut oracle,
                 name.clone(),
                 "gan",
                 snap.queries.batch_calls,
                 snap.queries.images,
-                0.0,
-                &clean,
-                &scored.clusters,
-            )?;
-            p.delta_spread = Some(delta_spread(&clean_images, &adversarial, settings.epsilon));
-            points.push(p);
+                &adversarial,
+            )?);
         }
         // Snapshots past the end of training repeat the final generator: keep one.
         points.dedup_by(|a, b| a.attack == b.attack && a.images_queried == b.images_queried);
@@ -390,13 +414,12 @@ pub fn run_baselines(
         let out = attack_images(&run, &mut oracle, &clean_images, &Goal::Untargeted)?;
         let n = clean_images.len().max(1) as f64;
         for snap in &out.report.snapshots {
-            points.push(point(
+            points.push(clean.point(
                 method.name().into(),
                 "per-image",
                 snap.per_image_budget,
                 snap.images_queried,
                 snap.images_queried as f64 / n,
-                &clean,
                 &snap.labels,
             )?);
         }
