@@ -7,6 +7,17 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
+/// The small attack configuration the tests start from: eps 0.1, a strong `L_adv` weight,
+/// batches of 8, 2 epochs, no progress bar.
+pub fn base() -> advclust_gan::AttackConfig {
+    advclust_gan::AttackConfig::new()
+        .with_epsilon(0.1)
+        .with_lambda_adv(30.0)
+        .with_batch_size(8)
+        .with_stopping(advclust_gan::Stopping::Epochs { epochs: 2 })
+        .with_progress(false)
+}
+
 /// Image side of the test images (the smallest the networks accept).
 pub const SIDE: usize = 24;
 
