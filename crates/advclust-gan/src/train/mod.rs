@@ -6,7 +6,7 @@ use std::time::Instant;
 use advclust_core::{
     Budgeted, ClusterId, ClusterOracle, CoreError, DifferentiableClusterModel, ImageBatch,
     ModelOracle, NormKind, QueryBudget, QueryCounts, QueryLedger, ThreatModel, ValueBox,
-    argmax_rows, per_sample_l2, tensor_to_vec,
+    argmax_rows, derive_seed, per_sample_l2, tensor_to_vec,
 };
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::relu;
@@ -35,11 +35,6 @@ const STREAM_GENERATOR: u64 = 1;
 const STREAM_DISCRIMINATOR: u64 = 2;
 const STREAM_SHUFFLE: u64 = 3;
 const STREAM_ESTIMATOR: u64 = 4;
-
-/// Derives an independent seed for one random stream of the configuration seed.
-pub(crate) fn sub_seed(seed: u64, stream: u64) -> u64 {
-    advclust_core::derive_seed(seed, stream)
-}
 
 /// A progress bar, drawn only when enabled and stderr is a terminal.
 pub(crate) fn progress_bar(len: u64, enabled: bool, prefix: &'static str) -> ProgressBar {
@@ -172,12 +167,12 @@ impl AttackGan {
         Ok(AttackGan {
             generator: Some(Generator::new(
                 c,
-                sub_seed(config.seed, STREAM_GENERATOR),
+                derive_seed(config.seed, STREAM_GENERATOR),
                 &device,
             )),
             discriminator: Some(Discriminator::new(
                 c,
-                sub_seed(config.seed, STREAM_DISCRIMINATOR),
+                derive_seed(config.seed, STREAM_DISCRIMINATOR),
                 &device,
             )),
             opt_g: adam.init(),
