@@ -24,6 +24,7 @@ pub use advclust_metrics as metrics;
 pub use advclust_models as models;
 pub use advclust_perimage as perimage;
 pub use advclust_plot as plot;
+pub use advclust_remote as remote;
 pub use burn;
 
 pub mod baselines;
@@ -71,6 +72,9 @@ pub enum Error {
     /// An error of a per-image attack (advclust-perimage).
     #[error(transparent)]
     PerImage(#[from] advclust_perimage::PerImageError),
+    /// An error of a model-server victim (advclust-remote).
+    #[error(transparent)]
+    Remote(#[from] advclust_remote::RemoteError),
     /// An error drawing a figure (advclust-plot).
     #[error(transparent)]
     Figure(#[from] advclust_plot::figures::FigureError),

@@ -7,13 +7,14 @@ use std::str::FromStr;
 
 use advclust_core::{
     ClusterOracle, ImageBatch, Memberships, ModelOracle, NormKind, NormSummary, ParamGuard,
-    ThreatModel,
+    ThreatModel, all_answers,
 };
 use advclust_data::Dataset;
 use advclust_gan::{AttackReport, AttackTrainer, CheckedAttackConfig, Evaluation, TrainedAttack};
 use advclust_metrics::{ClusteringScores, ConfusionMatrix, ContingencyTable, clustering_scores};
 use advclust_models::Victim;
 use advclust_plot::figures::{self, QueryPoint, SweepPoint};
+use advclust_remote::{CheckedKServeConfig, KServeOracle, KServeTarget};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +111,8 @@ pub enum VictimSpec {
     Embedded(String),
     /// A saved victim directory.
     Saved(PathBuf),
+    /// A model behind an Open Inference Protocol server (`kserve+http://...`): query-only.
+    Remote(KServeTarget),
 }
 
 impl VictimSpec {
@@ -118,11 +121,38 @@ impl VictimSpec {
         VictimSpec::Embedded("pretrained-cc-mnist".into())
     }
 
-    /// Loads the victim onto `device`, whatever its kind.
+    /// Loads the victim onto `device`: an embedded or saved one (a served model has no local
+    /// copy to load; use [`VictimSpec::oracle`]).
     pub fn load(&self, device: &Device) -> Result<Victim, Error> {
         Ok(match self {
             VictimSpec::Embedded(name) => advclust_models::embedded(name)?.load(device)?,
             VictimSpec::Saved(dir) => Victim::load(dir, device)?,
+            VictimSpec::Remote(target) => {
+                return Err(Error::InvalidArgument(format!(
+                    "{target} is served by a model server: only query-only attacks (nes, spsa) \
+                     and evaluation reach it"
+                )));
+            }
+        })
+    }
+
+    /// True for a victim behind a model server.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, VictimSpec::Remote(_))
+    }
+
+    /// The victim as a black-box oracle: a local model answering in process, or a connection
+    /// to its server (checked ready, metadata read) with the `remote` client settings.
+    pub fn oracle(
+        &self,
+        device: &Device,
+        remote: &CheckedKServeConfig,
+    ) -> Result<Box<dyn ClusterOracle>, Error> {
+        Ok(match self {
+            VictimSpec::Remote(target) => {
+                Box::new(KServeOracle::connect(target.clone(), remote.clone())?)
+            }
+            local => Box::new(ModelOracle::new(&local.load(device)?, device)),
         })
     }
 }
@@ -133,6 +163,9 @@ impl FromStr for VictimSpec {
     fn from_str(s: &str) -> Result<Self, Error> {
         Ok(match s {
             "pretrained" => VictimSpec::pretrained_cc_mnist(),
+            remote if remote.starts_with(advclust_remote::SCHEME_PREFIX) => {
+                VictimSpec::Remote(remote.parse()?)
+            }
             name if name.starts_with("pretrained-") => {
                 advclust_models::embedded(name)?;
                 VictimSpec::Embedded(name.to_string())
@@ -146,6 +179,7 @@ impl fmt::Display for VictimSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VictimSpec::Embedded(name) => f.write_str(name),
+            VictimSpec::Remote(target) => write!(f, "{target}"),
             VictimSpec::Saved(p) => write!(f, "{}", p.display()),
         }
     }
@@ -295,10 +329,8 @@ pub fn query_clusters(
     images: &ImageBatch,
     batch: usize,
 ) -> Result<Vec<usize>, Error> {
-    let parts = images
-        .chunks(batch)
-        .map(|c| oracle.memberships(&c))
-        .collect::<Result<Vec<_>, _>>()?;
+    let calls: Vec<ImageBatch> = images.chunks(batch).collect();
+    let parts = all_answers(oracle.memberships_of_calls(&calls))?;
     Ok(Memberships::concat(&parts)?.labels())
 }
 

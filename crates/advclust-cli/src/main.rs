@@ -12,9 +12,11 @@ use advclust::gan::{
     AdvLoss, AttackConfig, AttackError, AttackSettings, GradientSource, Stopping, TrainedAttack,
 };
 use advclust::pipeline::{self, DatasetSpec, VictimSpec};
+use advclust::remote::KServeOracle;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod baselines;
+mod remote;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -204,10 +206,13 @@ struct TrainingArgs {
 struct Attack {
     #[command(flatten)]
     data: DataArgs,
-    /// Victim: an embedded one (`advclust victims` lists them) or a directory written by
-    /// train-victim (its model/ folder), of any kind.
+    /// Victim: an embedded one (`advclust victims` lists them), a directory written by
+    /// train-victim (its model/ folder), of any kind, or a model behind an Open Inference
+    /// Protocol server, `kserve+http://host:port/models/<name>` (query-only sources).
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
+    #[command(flatten)]
+    remote: remote::RemoteArgs,
     /// Threat-model radius.
     #[arg(long, default_value_t = defaults().epsilon)]
     eps: f32,
@@ -225,9 +230,12 @@ struct Attack {
 struct Evaluate {
     #[command(flatten)]
     data: DataArgs,
-    /// Victim: an embedded one (`advclust victims`) or a saved victim directory.
+    /// Victim: an embedded one (`advclust victims`), a saved victim directory, or a served
+    /// model, `kserve+http://host:port/models/<name>`.
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
+    #[command(flatten)]
+    remote: remote::RemoteArgs,
     /// A saved attack directory (from `attack`): evaluate through it.
     #[arg(long)]
     attack: Option<PathBuf>,
@@ -415,7 +423,6 @@ fn attack(
         a.data.seed,
         Some(a.out.join("attack")),
     )?;
-    let victim = a.victim.load(device)?;
     let (train, eval) = train_and_eval(&a.data, a.training.train_limit)?;
     eprintln!(
         "attacking {} on {} ({} training / {} evaluation images), {:?}, eps {} ({:?})",
@@ -427,8 +434,22 @@ fn attack(
         a.eps,
         config.norm
     );
-    let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, device)?;
     let mut metadata = serde_json::Map::new();
+    let outcome = match &a.victim {
+        VictimSpec::Remote(target) => {
+            if !config.gradient_source.is_query_only() {
+                return Err(Error::InvalidArgument(format!(
+                    "{target} is a served model: attack it with --mode nes or spsa"
+                )));
+            }
+            let mut oracle = KServeOracle::connect(target.clone(), a.remote.config(a.data.seed)?)?;
+            oracle.expect_images(train.to_image_batch()?.image_shape())?;
+            let outcome = pipeline::attack_oracle(&config, &mut oracle, &train, &eval, device)?;
+            metadata.insert("transport".into(), pipeline::to_json(&oracle.stats())?);
+            outcome
+        }
+        local => pipeline::attack_victim(&config, &local.load(device)?, &train, &eval, device)?,
+    };
     metadata.insert("command".into(), command.into());
     metadata.insert("dataset".into(), a.data.dataset.to_string().into());
     metadata.insert("victim".into(), a.victim.to_string().into());
@@ -449,9 +470,8 @@ fn evaluate(
     device: &advclust::burn::tensor::Device,
     command: String,
 ) -> Result<(), Error> {
-    let victim = a.victim.load(device)?;
     let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
-    let mut oracle = ModelOracle::new(&victim, device);
+    let mut oracle = a.victim.oracle(device, &a.remote.config(a.data.seed)?)?;
     let images = data.to_image_batch()?;
     let mut json = serde_json::json!({
         "command": command,

@@ -8,8 +8,10 @@ pub enum ErrorKind {
     BadInput,
     /// The oracle could not be reached or answered with something unusable.
     Transport,
-    /// A query budget would be exceeded; the call was not made.
+    /// A query budget would be exceeded (here or at a server); the call was not answered.
     BudgetExhausted,
+    /// The oracle refused the request for a reason retrying cannot fix (e.g. HTTP 4xx).
+    Rejected,
 }
 
 /// Errors of the core types, the oracles and the query ledger.
@@ -107,6 +109,17 @@ pub enum CoreError {
     /// The oracle could not be reached or gave an unusable answer.
     #[error("oracle transport failure: {0}")]
     Transport(String),
+    /// A remote oracle answered that its own query budget is spent.
+    #[error("{0}")]
+    RemoteBudgetExhausted(String),
+    /// A remote oracle refused the request (a status retrying cannot fix).
+    #[error("{message}")]
+    Rejected {
+        /// The status the oracle answered (HTTP).
+        status: u16,
+        /// What it said, with where it was sent.
+        message: String,
+    },
     /// The query budget would be exceeded by this call; the call was not made.
     #[error(
         "query budget exhausted: {requested_images} more image(s) in 1 more call would exceed the budget \
@@ -131,7 +144,10 @@ impl CoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             CoreError::Transport(_) => ErrorKind::Transport,
-            CoreError::BudgetExhausted { .. } => ErrorKind::BudgetExhausted,
+            CoreError::BudgetExhausted { .. } | CoreError::RemoteBudgetExhausted(_) => {
+                ErrorKind::BudgetExhausted
+            }
+            CoreError::Rejected { .. } => ErrorKind::Rejected,
             _ => ErrorKind::BadInput,
         }
     }

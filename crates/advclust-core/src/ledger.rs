@@ -40,19 +40,24 @@ impl QueryBudget {
     }
 }
 
-/// How much an oracle has been used.
+/// How much an oracle has been used: the answered calls (what a budget limits) and the calls
+/// that failed without an answer (a dead server, an unusable reply).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryCounts {
-    /// Batch calls made.
+    /// Batch calls answered.
     pub batch_calls: u64,
-    /// Single images sent, over all calls.
+    /// Single images answered, over all calls.
     pub images: u64,
+    /// Calls attempted that got no usable answer (not charged to the budget).
+    #[serde(default)]
+    pub failed_calls: u64,
 }
 
 /// The one place that counts oracle queries and enforces the budget.
 ///
-/// [`charge`](QueryLedger::charge) is called *before* a query; if the query would exceed the
-/// budget it fails with [`CoreError::BudgetExhausted`] and nothing is counted.
+/// [`allows`](QueryLedger::allows) is asked *before* a query, [`charge`](QueryLedger::charge)
+/// records it once answered; a charge that would exceed the budget fails with
+/// [`CoreError::BudgetExhausted`] and nothing is counted.
 ///
 /// ```
 /// use advclust_core::{QueryBudget, QueryLedger};
@@ -96,7 +101,7 @@ impl QueryLedger {
         let images_ok = self
             .budget
             .max_images
-            .is_none_or(|m| self.counts.images + images as u64 <= m);
+            .is_none_or(|m| self.counts.images.saturating_add(images as u64) <= m);
         calls_ok && images_ok
     }
 
@@ -112,15 +117,49 @@ impl QueryLedger {
                 max_images: self.budget.max_images,
             });
         }
-        self.counts.batch_calls += 1;
-        self.counts.images += images as u64;
+        self.counts.batch_calls = self.counts.batch_calls.saturating_add(1);
+        self.counts.images = self.counts.images.saturating_add(images as u64);
         Ok(())
+    }
+
+    /// Records a call that was attempted but got no usable answer.
+    pub fn record_failure(&mut self) {
+        self.counts.failed_calls += 1;
+    }
+
+    /// How many of `sizes` (images per call, in order) fit in the budget, called in order.
+    pub fn calls_that_fit(&self, sizes: impl IntoIterator<Item = usize>) -> usize {
+        let mut plan = self.clone();
+        sizes
+            .into_iter()
+            .take_while(|&n| plan.charge(n).is_ok())
+            .count()
+    }
+
+    /// Counts an answer of `images` images (charged) or a failure (recorded unless the
+    /// oracle refused for bad input, which is no attempt at the victim).
+    fn settle<T>(&mut self, images: usize, answer: Result<T>) -> Result<T> {
+        match answer {
+            Ok(v) => {
+                self.charge(images)?;
+                Ok(v)
+            }
+            Err(e) => {
+                if e.kind() != crate::ErrorKind::BadInput {
+                    self.record_failure();
+                }
+                Err(e)
+            }
+        }
     }
 }
 
 /// An oracle behind a [`QueryLedger`]: every call is checked against the budget first, then
-/// counted, then forwarded. A batch whose image shape the oracle rejects up front is refused
-/// without being charged.
+/// forwarded, then charged once answered (a call that fails is recorded as a failure, not
+/// charged). A batch whose image shape the oracle rejects up front is refused without being
+/// charged. A round of calls ([`ClusterOracle::memberships_of_calls`]) is planned before it is
+/// sent, as if every call will be answered: the calls that fit in order go out together, the
+/// first that does not and every one after it are refused unsent.
 #[derive(Debug, Clone)]
 pub struct Budgeted<O> {
     inner: O,
@@ -156,12 +195,28 @@ impl<O> Budgeted<O> {
         (self.inner, self.ledger)
     }
 
-    fn admit(&mut self, expected: Option<[usize; 3]>, batch: &ImageBatch) -> Result<()> {
+    fn admit(&self, expected: Option<[usize; 3]>, batch: &ImageBatch) -> Result<()> {
         if let Some(shape) = expected {
             batch.expect_image_shape(shape)?;
         }
-        self.ledger.charge(batch.len())
+        if self.ledger.allows(batch.len()) {
+            Ok(())
+        } else {
+            // The refusal, with the ledger's numbers (nothing is recorded).
+            self.ledger.clone().charge(batch.len())
+        }
     }
+}
+
+fn checked_memberships(
+    m: Result<Memberships>,
+    batch: &ImageBatch,
+    k: usize,
+) -> Result<Memberships> {
+    let m = m?;
+    m.expect_samples(batch.len())?;
+    m.expect_clusters(k)?;
+    Ok(m)
 }
 
 impl<O: ClusterOracle> ClusterOracle for Budgeted<O> {
@@ -173,10 +228,41 @@ impl<O: ClusterOracle> ClusterOracle for Budgeted<O> {
     }
     fn memberships(&mut self, batch: &ImageBatch) -> Result<Memberships> {
         self.admit(self.inner.input_shape(), batch)?;
-        let m = self.inner.memberships(batch)?;
-        m.expect_samples(batch.len())?;
-        m.expect_clusters(self.inner.num_clusters())?;
-        Ok(m)
+        let k = self.inner.num_clusters();
+        let answer = checked_memberships(self.inner.memberships(batch), batch, k);
+        self.ledger.settle(batch.len(), answer)
+    }
+
+    fn memberships_of_calls(&mut self, batches: &[ImageBatch]) -> Vec<Result<Memberships>> {
+        let shape = self.inner.input_shape();
+        // The calls sent: those before the first bad shape that fit the budget in order.
+        let admissible = batches
+            .iter()
+            .position(|b| shape.is_some_and(|s| b.expect_image_shape(s).is_err()))
+            .unwrap_or(batches.len());
+        let sent = self
+            .ledger
+            .calls_that_fit(batches[..admissible].iter().map(ImageBatch::len));
+        let k = self.inner.num_clusters();
+        let mut out: Vec<Result<Memberships>> = self
+            .inner
+            .memberships_of_calls(&batches[..sent])
+            .into_iter()
+            .zip(batches)
+            .map(|(answer, b)| {
+                let answer = checked_memberships(answer, b, k);
+                self.ledger.settle(b.len(), answer)
+            })
+            .collect();
+        // A round stops at its first refused call: the rest are not made.
+        if let Some(first) = batches.get(sent) {
+            let refusal = match self.admit(shape, first) {
+                Err(e) => e,
+                Ok(()) => self.ledger.clone().charge(usize::MAX).unwrap_err(),
+            };
+            out.extend(batches[sent..].iter().map(|_| Err(refusal.clone())));
+        }
+        out
     }
 }
 
@@ -186,13 +272,16 @@ impl<O: LabelOracle> LabelOracle for Budgeted<O> {
     }
     fn labels(&mut self, batch: &ImageBatch) -> Result<Vec<ClusterId>> {
         self.admit(self.inner.input_shape(), batch)?;
-        let labels = self.inner.labels(batch)?;
-        if labels.len() != batch.len() {
-            return Err(CoreError::SampleCountMismatch {
-                expected: batch.len(),
-                actual: labels.len(),
-            });
-        }
-        Ok(labels)
+        let answer = self.inner.labels(batch).and_then(|labels| {
+            if labels.len() == batch.len() {
+                Ok(labels)
+            } else {
+                Err(CoreError::SampleCountMismatch {
+                    expected: batch.len(),
+                    actual: labels.len(),
+                })
+            }
+        });
+        self.ledger.settle(batch.len(), answer)
     }
 }

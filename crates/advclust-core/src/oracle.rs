@@ -42,6 +42,20 @@ pub trait ClusterOracle {
 
     /// Soft memberships of every image of `batch`, one row per image.
     fn memberships(&mut self, batch: &ImageBatch) -> Result<Memberships>;
+
+    /// The answers to several calls, one per batch, in order: what an attack uses when it
+    /// has a round of queries ready at once. The default makes the calls one after another;
+    /// a remote oracle overrides it to keep several requests in flight. Each call succeeds or
+    /// fails on its own (a [`crate::Budgeted`] ledger counts exactly the answered ones).
+    fn memberships_of_calls(&mut self, batches: &[ImageBatch]) -> Vec<Result<Memberships>> {
+        batches.iter().map(|b| self.memberships(b)).collect()
+    }
+}
+
+/// The answers of [`ClusterOracle::memberships_of_calls`] as one result: all of them, or the
+/// first failure.
+pub fn all_answers(answers: Vec<Result<Memberships>>) -> Result<Vec<Memberships>> {
+    answers.into_iter().collect()
 }
 
 /// A decision-based clustering oracle: a batch of images in, one cluster id per image out
@@ -66,6 +80,9 @@ impl<O: ClusterOracle + ?Sized> ClusterOracle for Box<O> {
     fn memberships(&mut self, batch: &ImageBatch) -> Result<Memberships> {
         (**self).memberships(batch)
     }
+    fn memberships_of_calls(&mut self, batches: &[ImageBatch]) -> Vec<Result<Memberships>> {
+        (**self).memberships_of_calls(batches)
+    }
 }
 
 impl<O: ClusterOracle + ?Sized> ClusterOracle for &mut O {
@@ -77,6 +94,9 @@ impl<O: ClusterOracle + ?Sized> ClusterOracle for &mut O {
     }
     fn memberships(&mut self, batch: &ImageBatch) -> Result<Memberships> {
         (**self).memberships(batch)
+    }
+    fn memberships_of_calls(&mut self, batches: &[ImageBatch]) -> Vec<Result<Memberships>> {
+        (**self).memberships_of_calls(batches)
     }
 }
 

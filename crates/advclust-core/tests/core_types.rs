@@ -106,13 +106,92 @@ fn ledger_refuses_before_counting() {
         ledger.counts(),
         QueryCounts {
             batch_calls: 1,
-            images: 256
+            images: 256,
+            failed_calls: 0,
         }
     );
     ledger.charge(44).unwrap();
     assert_eq!(ledger.counts().images, 300);
     assert!(!ledger.allows(1));
     assert!(QueryLedger::default().allows(usize::MAX / 2));
+}
+
+/// Answers like a flaky server: every call whose first pixel is negative-marked (0.0) fails
+/// as a transport error.
+struct Flaky;
+
+impl ClusterOracle for Flaky {
+    fn num_clusters(&self) -> usize {
+        2
+    }
+    fn input_shape(&self) -> Option<[usize; 3]> {
+        Some([1, 1, 1])
+    }
+    fn memberships(&mut self, batch: &ImageBatch) -> advclust_core::Result<Memberships> {
+        if batch.data()[0] == 0.0 {
+            return Err(advclust_core::CoreError::Transport(
+                "connection refused".into(),
+            ));
+        }
+        Memberships::new(vec![0.5; 2 * batch.len()], batch.len(), 2)
+    }
+}
+
+#[test]
+fn budgeted_charges_answered_calls_only_and_a_round_stops_at_its_first_refusal() {
+    let call = |first: f32, n: usize| {
+        let mut data = vec![0.5; n];
+        data[0] = first;
+        ImageBatch::unit(data, [n, 1, 1, 1]).unwrap()
+    };
+    let mut oracle = Budgeted::new(Flaky, QueryBudget::images(10));
+    // A failed call is recorded, not charged: the budget is still whole.
+    let e = oracle.memberships(&call(0.0, 4)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transport);
+    assert_eq!(
+        oracle.counts(),
+        QueryCounts {
+            batch_calls: 0,
+            images: 0,
+            failed_calls: 1
+        }
+    );
+    // A round is planned before it is sent, as if every call will be answered: 3 + 2 + 4
+    // images fit, the 4th call is refused unsent and so is every one after it. The failing
+    // second call is then recorded, not charged.
+    let round = [
+        call(0.5, 3),
+        call(0.0, 2),
+        call(0.5, 4),
+        call(0.5, 3),
+        call(0.5, 1),
+    ];
+    let answers = oracle.memberships_of_calls(&round);
+    assert!(answers[0].is_ok() && answers[2].is_ok());
+    assert_eq!(
+        answers[1].as_ref().unwrap_err().kind(),
+        ErrorKind::Transport
+    );
+    assert!(answers[3].as_ref().unwrap_err().is_budget_exhausted());
+    assert!(answers[4].as_ref().unwrap_err().is_budget_exhausted());
+    assert_eq!(
+        oracle.counts(),
+        QueryCounts {
+            batch_calls: 2,
+            images: 7,
+            failed_calls: 2
+        }
+    );
+    // A wrong image shape is refused before anything is sent or recorded.
+    let wrong = ImageBatch::unit(vec![0.5; 4], [1, 1, 2, 2]).unwrap();
+    assert_eq!(
+        oracle.memberships_of_calls(&[wrong])[0]
+            .as_ref()
+            .unwrap_err()
+            .kind(),
+        ErrorKind::BadInput
+    );
+    assert_eq!(oracle.counts().failed_calls, 2);
 }
 
 /// Tiny linear clustering model used to exercise the model adapter.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use advclust_core::{
     Budgeted, ClusterOracle, CoreError, ImageBatch, Memberships, NormSummary, QueryBudget,
-    ThreatModel,
+    ThreatModel, all_answers,
 };
 use advclust_metrics::{Label, clustering_scores};
 use burn::module::Module;
@@ -283,14 +283,9 @@ impl TrainedAttack {
         let chunks = images.len().div_ceil(bs) as u64;
         let bar = progress_bar(2 * chunks, self.config.progress, "evaluate");
         let mut query_all = |batch: &ImageBatch| -> Result<Vec<usize>> {
-            let parts = batch
-                .chunks(bs)
-                .map(|chunk| {
-                    let m = budgeted.memberships(&chunk);
-                    bar.inc(1);
-                    m
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let calls: Vec<ImageBatch> = batch.chunks(bs).collect();
+            let parts = all_answers(budgeted.memberships_of_calls(&calls))?;
+            bar.inc(calls.len() as u64);
             Ok(Memberships::concat(&parts)?.labels())
         };
         let clean_clusters = query_all(images)?;

@@ -9,7 +9,7 @@
 //! Both copies of a pair share their direction (common random numbers), which cancels the
 //! zeroth-order term of the difference exactly.
 
-use advclust_core::{ClusterId, ClusterOracle, ImageBatch, argmax_rows};
+use advclust_core::{ClusterId, ClusterOracle, ImageBatch, all_answers, argmax_rows};
 use rand::RngExt;
 use rand::rngs::StdRng;
 
@@ -240,9 +240,8 @@ pub fn estimate_adv_gradient(
     // Memberships of query g = (s, sign, i), in query order.
     let mut rows = vec![0.0f32; total * k];
     let mut mem_acc = vec![0.0f64; n * k];
-    let mut calls = 0;
-    let mut start = 0;
-    while start < total {
+    let mut calls = Vec::with_capacity(total.div_ceil(chunk));
+    for start in (0..total).step_by(chunk) {
         let end = (start + chunk).min(total);
         let mut data = Vec::with_capacity((end - start) * d);
         for g in start..end {
@@ -256,9 +255,17 @@ pub fn estimate_adv_gradient(
                     .map(|(&xv, &uv)| (xv + sign * h * uv).clamp(lo, hi)),
             );
         }
-        let batch = ImageBatch::new(data, [end - start, c, height, width], x_adv.value_box())?;
-        let m = oracle.memberships(&batch)?;
-        calls += 1;
+        calls.push(ImageBatch::new(
+            data,
+            [end - start, c, height, width],
+            x_adv.value_box(),
+        )?);
+    }
+    // One round: a remote oracle may keep several of these calls in flight.
+    let answers = all_answers(oracle.memberships_of_calls(&calls))?;
+    for (part, m) in answers.iter().enumerate() {
+        let start = part * chunk;
+        let end = (start + chunk).min(total);
         m.expect_samples(end - start)?;
         m.expect_clusters(k)?;
         for (offset, g) in (start..end).enumerate() {
@@ -269,8 +276,8 @@ pub fn estimate_adv_gradient(
                 *acc += v as f64;
             }
         }
-        start = end;
     }
+    let calls = calls.len();
     let pairs = (2 * samples) as f64;
     let memberships: Vec<f32> = mem_acc.iter().map(|&v| (v / pairs) as f32).collect();
     // f values of every query: per-sample terms, or the batch objective's linearisation.

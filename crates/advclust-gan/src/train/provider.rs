@@ -192,10 +192,14 @@ impl QueryProvider<'_> {
         }
         let chunk = self.max_images_per_call.unwrap_or(missing.len());
         let k = self.k;
-        for part in missing.chunks(chunk) {
-            let batch = self.train.select(part)?;
-            // Budgeted checks the answer has one row of k per image.
-            let m = self.oracle.memberships(&batch)?;
+        let parts: Vec<&[usize]> = missing.chunks(chunk).collect();
+        let calls = parts
+            .iter()
+            .map(|part| self.train.select(part))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        // Budgeted checks each answer has one row of k per image.
+        let answers = all_answers(self.oracle.memberships_of_calls(&calls))?;
+        for (m, part) in answers.iter().zip(parts) {
             for (values, &i) in m.data().chunks(k).zip(part) {
                 self.clean[i * k..(i + 1) * k].copy_from_slice(values);
                 self.known[i] = true;
