@@ -25,6 +25,7 @@ pub use advclust_models as models;
 pub use advclust_perimage as perimage;
 pub use advclust_plot as plot;
 pub use advclust_remote as remote;
+pub use advclust_serve as serve;
 pub use burn;
 
 pub mod baselines;
@@ -75,6 +76,9 @@ pub enum Error {
     /// An error of a model-server victim (advclust-remote).
     #[error(transparent)]
     Remote(#[from] advclust_remote::RemoteError),
+    /// An error of the model server (advclust-serve).
+    #[error(transparent)]
+    Serve(#[from] advclust_serve::ServeError),
     /// An error drawing a figure (advclust-plot).
     #[error(transparent)]
     Figure(#[from] advclust_plot::figures::FigureError),

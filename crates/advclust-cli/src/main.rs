@@ -51,6 +51,8 @@ enum Command {
     Sweep(Sweep),
     /// The GAN against per-image attacks (NES, SPSA, SimBA, Square): NMI vs. images queried.
     Baselines(baselines::Baselines),
+    /// Serve a victim over the Open Inference Protocol (KServe v2 REST) until Ctrl-C.
+    Serve(remote::Serve),
 }
 
 #[derive(Args, Debug)]
@@ -315,6 +317,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Evaluate(a) => evaluate(a, &device, command_line),
         Command::Sweep(a) => sweep(a, &device, command_line),
         Command::Baselines(a) => baselines::baselines(a, &device, command_line),
+        Command::Serve(a) => remote::serve(a, &device),
     }
 }
 

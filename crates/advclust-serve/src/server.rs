@@ -192,9 +192,10 @@ impl ServerHandle {
     }
 
     /// Waits until the server ends on its own (its shutdown future completed), without
-    /// asking it to stop.
-    pub fn join(mut self) -> Result<()> {
-        self.join_thread()
+    /// asking it to stop; returns its final counters.
+    pub fn join(mut self) -> Result<ServerStats> {
+        self.join_thread()?;
+        Ok(self.state.stats())
     }
 
     fn stop_and_join(&mut self) -> Result<()> {
