@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use advclust_core::{
     ClusterOracle, ImageBatch, Memberships, ModelOracle, NormKind, NormSummary, ParamGuard,
-    ThreatModel, all_answers,
+    ThreatModel, answer_all,
 };
 use advclust_data::Dataset;
 use advclust_gan::{AttackReport, AttackTrainer, CheckedAttackConfig, Evaluation, TrainedAttack};
@@ -330,7 +330,7 @@ pub fn query_clusters(
     batch: usize,
 ) -> Result<Vec<usize>, Error> {
     let calls: Vec<ImageBatch> = images.chunks(batch).collect();
-    let parts = all_answers(oracle.memberships_of_calls(&calls))?;
+    let parts = answer_all(oracle, &calls)?;
     Ok(Memberships::concat(&parts)?.labels())
 }
 

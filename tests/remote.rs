@@ -187,3 +187,32 @@ fn a_spent_server_budget_ends_the_attack_like_a_local_budget() {
     assert_eq!(server.stats().answered_requests, 3);
     assert_eq!(server.stats().budget_refusals, 1);
 }
+
+#[test]
+fn a_server_that_dies_mid_attack_leaves_the_partial_generator_and_exact_counts() {
+    use advclust::serve::FaultKind;
+    let s = setup();
+    // Four answers (the clean memberships and the first step), then every request is
+    // dropped: the server is gone for the client in the middle of training.
+    let mut script = vec![None; 4];
+    script.extend(vec![Some(FaultKind::DropConnection); 100]);
+    let server = serve(&s, 1, FaultPlan::scripted(script), false);
+    let remote = client(&server, 1, Encoding::Json);
+    let mut ledger = Budgeted::new(remote, QueryBudget::UNLIMITED);
+    let err = pipeline::attack_oracle(&s.config, &mut ledger, &s.train, &s.eval, &s.device)
+        .err()
+        .unwrap();
+    let advclust::Error::Attack(attack_error) = &err else {
+        panic!("not an attack error: {err}")
+    };
+    let partial = attack_error
+        .partial()
+        .expect("the generator trained so far");
+    assert!(!attack_error.is_budget_exhausted());
+    assert!(err.to_string().contains("attempt(s)"), "{err}");
+    // The partial attack's report counts what was answered before the server died.
+    assert_eq!(partial.report().training_queries.batch_calls, 4);
+    let counts = ledger.counts();
+    assert_eq!((counts.batch_calls, counts.failed_calls), (4, 1));
+    assert_eq!(server.stats().answered_requests, 4);
+}

@@ -109,17 +109,22 @@ impl QueryLedger {
     /// exceed the budget.
     pub fn charge(&mut self, images: usize) -> Result<()> {
         if !self.allows(images) {
-            return Err(CoreError::BudgetExhausted {
-                used_calls: self.counts.batch_calls,
-                used_images: self.counts.images,
-                requested_images: images as u64,
-                max_calls: self.budget.max_batch_calls,
-                max_images: self.budget.max_images,
-            });
+            return Err(self.refusal(images));
         }
         self.counts.batch_calls = self.counts.batch_calls.saturating_add(1);
         self.counts.images = self.counts.images.saturating_add(images as u64);
         Ok(())
+    }
+
+    /// The error refusing one more call of `images` images, with the counts so far.
+    pub fn refusal(&self, images: usize) -> CoreError {
+        CoreError::BudgetExhausted {
+            used_calls: self.counts.batch_calls,
+            used_images: self.counts.images,
+            requested_images: images as u64,
+            max_calls: self.budget.max_batch_calls,
+            max_images: self.budget.max_images,
+        }
     }
 
     /// Records a call that was attempted but got no usable answer.
@@ -202,8 +207,7 @@ impl<O> Budgeted<O> {
         if self.ledger.allows(batch.len()) {
             Ok(())
         } else {
-            // The refusal, with the ledger's numbers (nothing is recorded).
-            self.ledger.clone().charge(batch.len())
+            Err(self.ledger.refusal(batch.len()))
         }
     }
 }
@@ -244,23 +248,28 @@ impl<O: ClusterOracle> ClusterOracle for Budgeted<O> {
             .ledger
             .calls_that_fit(batches[..admissible].iter().map(ImageBatch::len));
         let k = self.inner.num_clusters();
-        let mut out: Vec<Result<Memberships>> = self
+        let mut out: Vec<Result<Memberships>> = Vec::with_capacity(sent);
+        for (answer, b) in self
             .inner
             .memberships_of_calls(&batches[..sent])
             .into_iter()
             .zip(batches)
-            .map(|(answer, b)| {
-                let answer = checked_memberships(answer, b, k);
-                self.ledger.settle(b.len(), answer)
-            })
-            .collect();
-        // A round stops at its first refused call: the rest are not made.
+        {
+            out.push(
+                self.ledger
+                    .settle(b.len(), checked_memberships(answer, b, k)),
+            );
+        }
+        if out.len() < sent || out.iter().any(Result::is_err) {
+            return out;
+        }
+        // The round stops at its first refused call: the rest are not made.
         if let Some(first) = batches.get(sent) {
             let refusal = match self.admit(shape, first) {
                 Err(e) => e,
-                Ok(()) => self.ledger.clone().charge(usize::MAX).unwrap_err(),
+                Ok(()) => self.ledger.refusal(first.len()),
             };
-            out.extend(batches[sent..].iter().map(|_| Err(refusal.clone())));
+            out.push(Err(refusal));
         }
         out
     }

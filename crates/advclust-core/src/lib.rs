@@ -27,7 +27,7 @@ pub use error::{CoreError, ErrorKind, Result};
 pub use ledger::{Budgeted, QueryBudget, QueryCounts, QueryLedger};
 pub use memberships::{ClusterId, Memberships, ROW_SUM_TOLERANCE, argmax_rows};
 pub use model::{DifferentiableClusterModel, ModelOracle};
-pub use oracle::{ArgmaxLabels, ClusterOracle, LabelOracle, all_answers};
+pub use oracle::{ArgmaxLabels, ClusterOracle, LabelOracle, answer_all, calls_one_by_one};
 pub use params::ParamGuard;
 pub use random::{derive_seed, standard_normal};
 pub use threat::{

@@ -1,7 +1,7 @@
 //! The two kinds of victim access: score-based and decision-based oracles.
 
 use crate::batch::ImageBatch;
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::memberships::{ClusterId, Memberships};
 
 /// A score-based clustering oracle: a batch of images in, soft memberships (n x k) out.
@@ -43,19 +43,55 @@ pub trait ClusterOracle {
     /// Soft memberships of every image of `batch`, one row per image.
     fn memberships(&mut self, batch: &ImageBatch) -> Result<Memberships>;
 
-    /// The answers to several calls, one per batch, in order: what an attack uses when it
-    /// has a round of queries ready at once. The default makes the calls one after another;
-    /// a remote oracle overrides it to keep several requests in flight. Each call succeeds or
-    /// fails on its own (a [`crate::Budgeted`] ledger counts exactly the answered ones).
+    /// A round of calls, one per batch: what an attack uses when it has several queries
+    /// ready at once. Returns the answers of the calls made, in order: a prefix of the round.
+    /// No call starts after one has failed (so little is paid for and then thrown away);
+    /// calls already in flight at that moment finish and are returned too, so that a
+    /// [`crate::Budgeted`] ledger counts every answered call. Fewer answers than batches
+    /// means the round stopped at a failure among them. The default makes the calls one
+    /// after another; a remote oracle overrides it to keep several requests in flight.
+    /// [`answer_all`] turns a round into one result.
     fn memberships_of_calls(&mut self, batches: &[ImageBatch]) -> Vec<Result<Memberships>> {
-        batches.iter().map(|b| self.memberships(b)).collect()
+        calls_one_by_one(self, batches)
     }
 }
 
-/// The answers of [`ClusterOracle::memberships_of_calls`] as one result: all of them, or the
-/// first failure.
-pub fn all_answers(answers: Vec<Result<Memberships>>) -> Result<Vec<Memberships>> {
-    answers.into_iter().collect()
+/// A round of calls made one after another, up to and including the first failure: the
+/// default [`ClusterOracle::memberships_of_calls`], for overrides to fall back on.
+pub fn calls_one_by_one<O: ClusterOracle + ?Sized>(
+    oracle: &mut O,
+    batches: &[ImageBatch],
+) -> Vec<Result<Memberships>> {
+    let mut answers = Vec::with_capacity(batches.len());
+    for b in batches {
+        let answer = oracle.memberships(b);
+        let failed = answer.is_err();
+        answers.push(answer);
+        if failed {
+            break;
+        }
+    }
+    answers
+}
+
+/// Sends `batches` as one round ([`ClusterOracle::memberships_of_calls`]) and returns every
+/// answer, or the round's failure.
+pub fn answer_all<O: ClusterOracle + ?Sized>(
+    oracle: &mut O,
+    batches: &[ImageBatch],
+) -> Result<Vec<Memberships>> {
+    let answers = oracle
+        .memberships_of_calls(batches)
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    if answers.len() != batches.len() {
+        return Err(CoreError::Transport(format!(
+            "a round of {} call(s) ended after {} answer(s) without saying why",
+            batches.len(),
+            answers.len()
+        )));
+    }
+    Ok(answers)
 }
 
 /// A decision-based clustering oracle: a batch of images in, one cluster id per image out

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use advclust_core::{
     Budgeted, ClusterOracle, CoreError, ImageBatch, Memberships, NormSummary, QueryBudget,
-    ThreatModel, all_answers,
+    ThreatModel, answer_all,
 };
 use advclust_metrics::{Label, clustering_scores};
 use burn::module::Module;
@@ -284,7 +284,7 @@ impl TrainedAttack {
         let bar = progress_bar(2 * chunks, self.config.progress, "evaluate");
         let mut query_all = |batch: &ImageBatch| -> Result<Vec<usize>> {
             let calls: Vec<ImageBatch> = batch.chunks(bs).collect();
-            let parts = all_answers(budgeted.memberships_of_calls(&calls))?;
+            let parts = answer_all(&mut budgeted, &calls)?;
             bar.inc(calls.len() as u64);
             Ok(Memberships::concat(&parts)?.labels())
         };

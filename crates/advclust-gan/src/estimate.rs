@@ -9,7 +9,7 @@
 //! Both copies of a pair share their direction (common random numbers), which cancels the
 //! zeroth-order term of the difference exactly.
 
-use advclust_core::{ClusterId, ClusterOracle, ImageBatch, all_answers, argmax_rows};
+use advclust_core::{ClusterId, ClusterOracle, ImageBatch, answer_all, argmax_rows};
 use rand::RngExt;
 use rand::rngs::StdRng;
 
@@ -262,7 +262,7 @@ pub fn estimate_adv_gradient(
         )?);
     }
     // One round: a remote oracle may keep several of these calls in flight.
-    let answers = all_answers(oracle.memberships_of_calls(&calls))?;
+    let answers = answer_all(oracle, &calls)?;
     for (part, m) in answers.iter().enumerate() {
         let start = part * chunk;
         let end = (start + chunk).min(total);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use advclust_core::{
@@ -646,19 +646,26 @@ impl ClusterOracle for KServeOracle {
     ) -> Vec<advclust_core::Result<Memberships>> {
         let workers = self.in_flight.min(batches.len());
         if workers <= 1 {
-            return batches.iter().map(|b| self.memberships(b)).collect();
+            return advclust_core::calls_one_by_one(self, batches);
         }
+        // Workers take the next call in order; after a failure none is started. The calls
+        // started are a prefix of the round, all of which finish: their answers are
+        // returned, so a ledger counts every call the server answered.
         let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
         let slots: Vec<Mutex<Option<advclust_core::Result<Memberships>>>> =
             batches.iter().map(|_| Mutex::new(None)).collect();
         let this = &*self;
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
+                    while !failed.load(Ordering::SeqCst) {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(batch) = batches.get(i) else { break };
                         let answer = this.memberships_answer(batch).map_err(CoreError::from);
+                        if answer.is_err() {
+                            failed.store(true, Ordering::SeqCst);
+                        }
                         *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
                     }
                 });
@@ -666,11 +673,7 @@ impl ClusterOracle for KServeOracle {
         });
         slots
             .into_iter()
-            .map(|s| {
-                s.into_inner()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .unwrap_or_else(|| Err(CoreError::Transport("request was never sent".into())))
-            })
+            .map_while(|slot| slot.into_inner().unwrap_or_else(|p| p.into_inner()))
             .collect()
     }
 }

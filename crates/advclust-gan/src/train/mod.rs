@@ -6,7 +6,7 @@ use std::time::Instant;
 use advclust_core::{
     Budgeted, ClusterId, ClusterOracle, CoreError, DifferentiableClusterModel, ImageBatch,
     ModelOracle, NormKind, QueryBudget, QueryCounts, QueryLedger, ThreatModel, ValueBox,
-    all_answers, argmax_rows, derive_seed, per_sample_l2, tensor_to_vec,
+    answer_all, argmax_rows, derive_seed, per_sample_l2, tensor_to_vec,
 };
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::relu;

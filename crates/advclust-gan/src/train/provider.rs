@@ -198,7 +198,7 @@ impl QueryProvider<'_> {
             .map(|part| self.train.select(part))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         // Budgeted checks each answer has one row of k per image.
-        let answers = all_answers(self.oracle.memberships_of_calls(&calls))?;
+        let answers = answer_all(&mut self.oracle, &calls)?;
         for (m, part) in answers.iter().zip(parts) {
             for (values, &i) in m.data().chunks(k).zip(part) {
                 self.clean[i * k..(i + 1) * k].copy_from_slice(values);
