@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use advclust::Error;
 use advclust::core::ParamGuard;
-use advclust::core::{ModelOracle, NormKind, QueryBudget};
+use advclust::core::{NormKind, QueryBudget};
 use advclust::gan::{
     AdvLoss, AttackConfig, AttackError, AttackSettings, GradientSource, Stopping, TrainedAttack,
 };
@@ -250,9 +250,12 @@ struct Evaluate {
 struct Sweep {
     #[command(flatten)]
     data: DataArgs,
-    /// Victim: an embedded one (`advclust victims`) or a saved victim directory.
+    /// Victim: an embedded one (`advclust victims`), a saved victim directory, or (with
+    /// --attack) a served model, `kserve+http://host:port/models/<name>`.
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
+    #[command(flatten)]
+    remote: remote::RemoteArgs,
     /// A saved attack directory (from `attack`): its generator is bounded at each radius
     /// (as the reference notebooks evaluate). Without it, give --retrain.
     #[arg(long, required_unless_present = "retrain", conflicts_with = "retrain")]
@@ -533,13 +536,12 @@ fn evaluate(
 }
 
 fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> Result<(), Error> {
-    let victim = a.victim.load(device)?;
     let (train, data) = train_and_eval(&a.data, a.training.train_limit)?;
     let images = data.to_image_batch()?;
     let points = match &a.attack {
         Some(dir) => {
             let attack = TrainedAttack::load(dir, device)?;
-            let mut oracle = ModelOracle::new(&victim, device);
+            let mut oracle = a.victim.oracle(device, &a.remote.config(a.data.seed)?)?;
             pipeline::sweep_epsilon(
                 &attack,
                 &mut oracle,
@@ -554,7 +556,7 @@ fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> 
                 let out = a.out.join(format!("eps-{eps}"));
                 attack_config(&a.training, a.norm, eps, a.data.seed, Some(out))
             },
-            &victim,
+            &a.victim.load(device)?,
             &train,
             &data,
             &a.eps,
