@@ -16,7 +16,7 @@ use crate::protocol::{
     BINARY_DATA, BINARY_EXTENSION, Datatype, INPUT_NAME, InferenceRequest, InferenceResponse,
     LABELS_OUTPUT, MEMBERSHIPS_OUTPUT, MetadataTensor, ModelMetadata, Parameters, QUERY_COUNT,
     RequestInput, RequestOutput, ServerMetadata, TensorData, binary_size_parameter, join_body,
-    split_body, tensor_values,
+    split_body,
 };
 use crate::target::KServeTarget;
 use crate::transport::{Credential, Http, RetryPolicy, TransportStats};
@@ -43,17 +43,7 @@ pub enum Encoding {
 /// assert!(KServeConfig::new().in_flight(0).check().is_err());
 /// ```
 #[derive(Debug, Clone)]
-pub struct KServeConfig {
-    connect_timeout: Duration,
-    read_timeout: Duration,
-    retry: RetryPolicy,
-    in_flight: usize,
-    encoding: Encoding,
-    max_response_bytes: u64,
-    credential: Option<Credential>,
-    jitter_seed: u64,
-    checked: CheckedKServeConfig,
-}
+pub struct KServeConfig(CheckedKServeConfig);
 
 /// Client settings, validated.
 #[derive(Debug, Clone)]
@@ -85,7 +75,7 @@ impl KServeConfig {
     /// Defaults: connect timeout 5 s, read timeout 60 s, [`RetryPolicy::default`], one request
     /// in flight, [`Encoding::Auto`], answers up to 256 MiB, no credential, jitter seed 0.
     pub fn new() -> Self {
-        let checked = CheckedKServeConfig {
+        KServeConfig(CheckedKServeConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
@@ -94,65 +84,54 @@ impl KServeConfig {
             max_response_bytes: 256 << 20,
             credential: None,
             jitter_seed: 0,
-        };
-        KServeConfig {
-            connect_timeout: checked.connect_timeout,
-            read_timeout: checked.read_timeout,
-            retry: checked.retry,
-            in_flight: checked.in_flight,
-            encoding: checked.encoding,
-            max_response_bytes: checked.max_response_bytes,
-            credential: None,
-            jitter_seed: 0,
-            checked,
-        }
+        })
     }
 
     /// Time allowed to open a connection.
     pub fn connect_timeout(mut self, t: Duration) -> Self {
-        self.connect_timeout = t;
+        self.0.connect_timeout = t;
         self
     }
 
     /// Time allowed for an answer (and for each of its reads).
     pub fn read_timeout(mut self, t: Duration) -> Self {
-        self.read_timeout = t;
+        self.0.read_timeout = t;
         self
     }
 
     /// The retry policy.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
+        self.0.retry = policy;
         self
     }
 
     /// Requests in flight at once (1-64) when an attack sends a round of calls.
     pub fn in_flight(mut self, n: usize) -> Self {
-        self.in_flight = n;
+        self.0.in_flight = n;
         self
     }
 
     /// How tensors travel.
     pub fn encoding(mut self, e: Encoding) -> Self {
-        self.encoding = e;
+        self.0.encoding = e;
         self
     }
 
     /// The largest answer body accepted.
     pub fn max_response_bytes(mut self, n: u64) -> Self {
-        self.max_response_bytes = n;
+        self.0.max_response_bytes = n;
         self
     }
 
     /// A credential sent with every request.
     pub fn credential(mut self, c: Credential) -> Self {
-        self.credential = Some(c);
+        self.0.credential = Some(c);
         self
     }
 
     /// Seed of the retry jitter (timing only: answers never depend on it).
     pub fn jitter_seed(mut self, seed: u64) -> Self {
-        self.jitter_seed = seed;
+        self.0.jitter_seed = seed;
         self
     }
 }
@@ -166,36 +145,27 @@ impl ParamGuard for KServeConfig {
             name,
             reason: reason.to_string(),
         };
-        if self.connect_timeout.is_zero() || self.read_timeout.is_zero() {
+        if self.0.connect_timeout.is_zero() || self.0.read_timeout.is_zero() {
             return Err(invalid("timeout", "timeouts must be positive"));
         }
-        if !(1..=64).contains(&self.in_flight) {
+        if !(1..=64).contains(&self.0.in_flight) {
             return Err(invalid("in_flight", "between 1 and 64 requests"));
         }
-        if self.retry.max_retries > 100 {
+        if self.0.retry.max_retries > 100 {
             return Err(invalid("max_retries", "at most 100"));
         }
-        if self.retry.initial_backoff > self.retry.max_backoff {
+        if self.0.retry.initial_backoff > self.0.retry.max_backoff {
             return Err(invalid("initial_backoff", "must not exceed max_backoff"));
         }
-        if self.max_response_bytes < 1024 {
+        if self.0.max_response_bytes < 1024 {
             return Err(invalid("max_response_bytes", "at least 1 KiB"));
         }
-        Ok(&self.checked)
+        Ok(&self.0)
     }
 
     fn check(self) -> Result<CheckedKServeConfig> {
         self.check_ref()?;
-        Ok(CheckedKServeConfig {
-            connect_timeout: self.connect_timeout,
-            read_timeout: self.read_timeout,
-            retry: self.retry,
-            in_flight: self.in_flight,
-            encoding: self.encoding,
-            max_response_bytes: self.max_response_bytes,
-            credential: self.credential,
-            jitter_seed: self.jitter_seed,
-        })
+        Ok(self.0)
     }
 }
 
@@ -465,15 +435,7 @@ impl KServeOracle {
         // Binary tensors follow the JSON part in the order of the outputs.
         let mut found = None;
         for out in &response.outputs {
-            let values = tensor_values(
-                &out.name,
-                &out.shape,
-                out.datatype,
-                out.parameters.as_ref(),
-                out.data.as_ref(),
-                &mut rest,
-            )
-            .map_err(|e| bad(e.to_string()))?;
+            let values = out.values(&mut rest).map_err(|e| bad(e.to_string()))?;
             if out.name == name {
                 found = Some(Answer {
                     values,

@@ -358,10 +358,10 @@ pub struct ModelMetadata {
     pub outputs: Vec<MetadataTensor>,
 }
 
-/// One input tensor of an inference request.
+/// A tensor of an inference request (an input) or response (an output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RequestInput {
-    /// Input name (from the model metadata).
+pub struct InferTensor {
+    /// Tensor name (from the model metadata).
     pub name: String,
     /// Shape of the whole batch.
     pub shape: Vec<i64>,
@@ -374,6 +374,36 @@ pub struct RequestInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<TensorData>,
 }
+
+impl InferTensor {
+    /// The tensor's values: inline JSON, or its binary bytes taken from `rest` (the binary
+    /// part of the body, consumed in tensor order), checked against the element count its
+    /// shape implies.
+    pub fn values(&self, rest: &mut &[u8]) -> Result<TensorData> {
+        let count = element_count(&self.shape)?;
+        let values = match (binary_size(self.parameters.as_ref())?, &self.data) {
+            (Some(size), _) => {
+                TensorData::from_le_bytes(self.datatype, count, take_binary(rest, size)?)?
+            }
+            (None, Some(d)) => d.clone(),
+            (None, None) => return Err(RemoteError::NoData(self.name.clone())),
+        };
+        if values.len() != count {
+            return Err(RemoteError::DataLengthMismatch {
+                name: self.name.clone(),
+                expected: count,
+                actual: values.len(),
+            });
+        }
+        Ok(values)
+    }
+}
+
+/// One input tensor of an inference request.
+pub type RequestInput = InferTensor;
+
+/// One output tensor of an inference response.
+pub type ResponseOutput = InferTensor;
 
 /// One output a request asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -399,23 +429,6 @@ pub struct InferenceRequest {
     /// Outputs wanted (all when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<RequestOutput>>,
-}
-
-/// One output tensor of an inference response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResponseOutput {
-    /// Output name.
-    pub name: String,
-    /// Shape of the whole batch.
-    pub shape: Vec<i64>,
-    /// Element type.
-    pub datatype: Datatype,
-    /// Tensor parameters (e.g. [`BINARY_DATA_SIZE`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<Parameters>,
-    /// Contents, absent when sent in binary after the JSON part.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<TensorData>,
 }
 
 /// The answer to an inference request (its JSON part).
@@ -505,32 +518,6 @@ pub fn join_body(json: &impl Serialize, blobs: &[Vec<u8>]) -> Result<(Vec<u8>, u
     Ok((body, header))
 }
 
-/// The data of a tensor: inline JSON, or its binary bytes taken from `rest`; checked against
-/// the element count its shape implies.
-pub fn tensor_values(
-    name: &str,
-    shape: &[i64],
-    datatype: Datatype,
-    parameters: Option<&Parameters>,
-    data: Option<&TensorData>,
-    rest: &mut &[u8],
-) -> Result<TensorData> {
-    let count = element_count(shape)?;
-    let values = match (binary_size(parameters)?, data) {
-        (Some(size), _) => TensorData::from_le_bytes(datatype, count, take_binary(rest, size)?)?,
-        (None, Some(d)) => d.clone(),
-        (None, None) => return Err(RemoteError::NoData(name.to_string())),
-    };
-    if values.len() != count {
-        return Err(RemoteError::DataLengthMismatch {
-            name: name.to_string(),
-            expected: count,
-            actual: values.len(),
-        });
-    }
-    Ok(values)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,16 +577,7 @@ mod tests {
         let (body, header) = join_body(&req, &[blob]).unwrap();
         let (json, mut rest) = split_body(&body, Some(header)).unwrap();
         let back: InferenceRequest = serde_json::from_slice(json).unwrap();
-        let input = &back.inputs[0];
-        let v = tensor_values(
-            &input.name,
-            &input.shape,
-            input.datatype,
-            input.parameters.as_ref(),
-            input.data.as_ref(),
-            &mut rest,
-        )
-        .unwrap();
+        let v = back.inputs[0].values(&mut rest).unwrap();
         assert_eq!(v.to_f32(), vec![0.25, 0.75]);
         assert!(rest.is_empty());
         assert!(split_body(&body, Some(body.len() + 1)).is_err());

@@ -4,7 +4,7 @@
 use advclust_core::{ImageBatch, Memberships};
 use advclust_remote::protocol::{
     BINARY_DATA, Datatype, InferenceRequest, InferenceResponse, Parameters, QUERY_COUNT,
-    ResponseOutput, TensorData, binary_size_parameter, join_body, split_body, tensor_values,
+    ResponseOutput, TensorData, binary_size_parameter, join_body, split_body,
 };
 
 use crate::error::{Result, ServeError};
@@ -84,14 +84,7 @@ pub(crate) fn decode(
         )));
     }
     let dims = image_dims(spec, &input.shape, max_images)?;
-    let values = tensor_values(
-        &input.name,
-        &input.shape,
-        input.datatype,
-        input.parameters.as_ref(),
-        input.data.as_ref(),
-        &mut rest,
-    )?;
+    let values = input.values(&mut rest)?;
     if !rest.is_empty() {
         return Err(ServeError::bad(format!(
             "{} byte(s) of binary data after the last tensor",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use advclust_core::{
     ClusterOracle, CoreError, ImageBatch, Memberships, ParamGuard, Result as CoreResult,
 };
-use advclust_remote::protocol::{InferenceResponse, TensorData, split_body, tensor_values};
+use advclust_remote::protocol::{InferenceResponse, TensorData, split_body};
 use advclust_serve::{CheckedServeConfig, ServeConfig, ServedModel, ServerHandle};
 use serde_json::{Value, json};
 
@@ -306,15 +306,7 @@ pub fn outputs(answer: &Answer) -> (InferenceResponse, Vec<(String, TensorData)>
         .outputs
         .iter()
         .map(|o| {
-            let v = tensor_values(
-                &o.name,
-                &o.shape,
-                o.datatype,
-                o.parameters.as_ref(),
-                o.data.as_ref(),
-                &mut rest,
-            )
-            .unwrap();
+            let v = o.values(&mut rest).unwrap();
             (o.name.clone(), v)
         })
         .collect();
