@@ -40,12 +40,14 @@
 #![warn(missing_docs)]
 
 mod client;
+mod config;
 mod error;
 pub mod protocol;
 mod target;
 mod transport;
 
-pub use client::{CheckedKServeConfig, Encoding, KServeConfig, KServeOracle};
+pub use client::KServeOracle;
+pub use config::{CheckedKServeConfig, Encoding, KServeConfig};
 pub use error::{RemoteError, Result};
 pub use target::{KServeTarget, SCHEME_PREFIX};
 pub use transport::{Credential, RetryPolicy, TransportStats};
