@@ -44,7 +44,7 @@ struct Answer {
 /// [`connect`](KServeOracle::connect) checks that server and model are ready and reads the
 /// model's metadata: the input's name, datatype and layout (`[-1, C, H, W]` or flattened
 /// `[-1, D]`), the memberships output and k, a labels output. Every call is one `infer`
-/// request (retried on connection errors, 5xx and 429; see [`RetryPolicy`]); a round of
+/// request (retried on connection errors, 5xx and 429; see [`crate::RetryPolicy`]); a round of
 /// calls ([`ClusterOracle::memberships_of_calls`]) keeps up to `in_flight` requests going at
 /// once and returns the answers in order, so results never depend on `in_flight`. Answers
 /// are checked: shape, finite values, rows that are distributions, k constant.

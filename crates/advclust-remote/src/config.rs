@@ -47,7 +47,7 @@ pub struct CheckedKServeConfig {
 }
 
 impl CheckedKServeConfig {
-    /// Requests kept in flight by [`ClusterOracle::memberships_of_calls`].
+    /// Requests kept in flight by [`advclust_core::ClusterOracle::memberships_of_calls`].
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
