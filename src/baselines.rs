@@ -287,7 +287,7 @@ fn floor_images(
         .iter()
         .map(|&v| (v + epsilon).clamp(lo, hi))
         .collect();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(advclust_core::derive_seed(seed, 0xF100));
+    let mut rng = advclust_core::SeededRng::seed_from_u64(advclust_core::derive_seed(seed, 0xF100));
     let signs: Vec<f32> = clean
         .data()
         .iter()

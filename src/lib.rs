@@ -30,6 +30,7 @@ pub use burn;
 
 pub mod baselines;
 pub mod pipeline;
+pub mod run_dir;
 pub mod table;
 
 use burn::tensor::Device;
@@ -90,6 +91,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// `--out` already holds a run (pass `--force` to replace it).
+    #[error("{} already holds a run; pass --force to replace it, or choose another --out", .0.display())]
+    OutputOccupied(std::path::PathBuf),
     /// Serialising a report failed.
     #[error("JSON: {0}")]
     Json(String),

@@ -24,7 +24,7 @@
 use std::error::Error;
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use advclust::core::{ClusterOracle, ImageBatch, Memberships, ModelOracle, ParamGuard};
@@ -93,18 +93,6 @@ fn parse_args() -> AnyResult<Args> {
         return Err("--calls, --batch and --reps must be at least 1".into());
     }
     Ok(args)
-}
-
-/// The machine the numbers were taken on.
-
-/// Writes `contents` to `path` through a temporary file in the same directory and a rename.
-fn write_atomic(path: &Path, contents: &str) -> AnyResult<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, contents)?;
-    fs::rename(&tmp, path)?;
-    Ok(())
 }
 
 fn main() -> AnyResult<()> {
@@ -257,8 +245,11 @@ fn main() -> AnyResult<()> {
     fs::create_dir_all(&args.out)?;
     let json_path = args.out.join("serving-throughput.json");
     let md_path = args.out.join("serving-throughput.md");
-    write_atomic(&json_path, &(serde_json::to_string_pretty(&report)? + "\n"))?;
-    write_atomic(&md_path, &markdown(&report))?;
+    advclust::core::write_atomic(
+        &json_path,
+        (serde_json::to_string_pretty(&report)? + "\n").as_bytes(),
+    )?;
+    advclust::core::write_atomic(&md_path, markdown(&report).as_bytes())?;
     println!(
         "\nwrote {} and {} ({:.0} s)",
         md_path.display(),

@@ -2,7 +2,7 @@
 //! gradients or only through queries), evaluate, and sweep epsilon. Every command writes a JSON
 //! report, and PNG figures where a person would rather look.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use advclust::Error;
@@ -13,6 +13,7 @@ use advclust::gan::{
 };
 use advclust::pipeline::{self, DatasetSpec, VictimSpec};
 use advclust::remote::KServeOracle;
+use advclust::run_dir::RunDir;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod baselines;
@@ -226,6 +227,9 @@ struct Attack {
     /// Output directory: attack/ (generator), report.json, grid.png, confusion.png, queries.png.
     #[arg(long, default_value = "runs/attack")]
     out: PathBuf,
+    /// Replace a run already in --out (otherwise such a directory is refused before any work).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -244,6 +248,9 @@ struct Evaluate {
     /// Output directory.
     #[arg(long, default_value = "runs/evaluate")]
     out: PathBuf,
+    /// Replace a run already in --out (otherwise such a directory is refused before any work).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -278,6 +285,9 @@ struct Sweep {
     /// Output directory: sweep.json, sweep.png (and eps-<radius>/ runs with --retrain).
     #[arg(long, default_value = "runs/sweep")]
     out: PathBuf,
+    /// Replace a run already in --out (otherwise such a directory is refused before any work).
+    #[arg(long)]
+    force: bool,
 }
 
 fn main() {
@@ -421,13 +431,25 @@ fn attack(
     device: &advclust::burn::tensor::Device,
     command: String,
 ) -> Result<(), Error> {
+    let message = RunDir::run(&a.out, a.force, |out| attack_into(&a, out, device, command))?;
+    print!("{message}");
+    Ok(())
+}
+
+/// The attack run of `a`, written into `out`; returns the summary to print.
+fn attack_into(
+    a: &Attack,
+    out: &Path,
+    device: &advclust::burn::tensor::Device,
+    command: String,
+) -> Result<String, Error> {
     let started = Instant::now();
     let config = attack_config(
         &a.training,
         a.norm,
         a.eps,
         a.data.seed,
-        Some(a.out.join("attack")),
+        Some(out.join("attack")),
     )?;
     let (train, eval) = train_and_eval(&a.data, a.training.train_limit)?;
     eprintln!(
@@ -463,12 +485,12 @@ fn attack(
         "process_seconds".into(),
         serde_json::json!(started.elapsed().as_secs_f64()),
     );
-    let written = pipeline::save_attack_run(&a.out, &outcome, &eval, metadata)?;
-    print!(
-        "{}",
-        pipeline::attack_summary(&outcome, &written, started.elapsed().as_secs_f64())
-    );
-    Ok(())
+    let written = pipeline::save_attack_run(out, &outcome, &eval, metadata)?;
+    Ok(pipeline::attack_summary(
+        &outcome,
+        &written,
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 fn evaluate(
@@ -476,6 +498,29 @@ fn evaluate(
     device: &advclust::burn::tensor::Device,
     command: String,
 ) -> Result<(), Error> {
+    if let Some(dir) = &a.attack
+        && inside(dir, &a.out)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "--attack {} is inside --out {}: the evaluation would replace it",
+            dir.display(),
+            a.out.display()
+        )));
+    }
+    let message = RunDir::run(&a.out, a.force, |out| {
+        evaluate_into(&a, out, device, command)
+    })?;
+    println!("{message}");
+    Ok(())
+}
+
+/// The evaluation of `a`, written into `out`; returns the line to print.
+fn evaluate_into(
+    a: &Evaluate,
+    out: &Path,
+    device: &advclust::burn::tensor::Device,
+    command: String,
+) -> Result<String, Error> {
     let data = a.data.dataset.load(a.data.limit, a.data.seed)?;
     let mut oracle = a.victim.oracle(device, &a.remote.config(a.data.seed)?)?;
     let images = data.to_image_batch()?;
@@ -505,7 +550,7 @@ fn evaluate(
             json["queries"] = pipeline::to_json(&e.queries)?;
             json["attack"] = serde_json::Value::String(dir.display().to_string());
             pipeline::write_attack_figures(
-                &a.out,
+                out,
                 (&images, &adversarial),
                 &e,
                 data.labels(),
@@ -516,8 +561,7 @@ fn evaluate(
             let clean = pipeline::evaluate_clean(&mut oracle, &images, data.labels())?;
             row("clean:", &clean.scores);
             json["clean"] = pipeline::to_json(&clean.scores)?;
-            pipeline::create_dir(&a.out)?;
-            let figure = a.out.join("confusion.png");
+            let figure = out.join("confusion.png");
             advclust::plot::figures::confusion_matrix(
                 &figure,
                 &pipeline::confusion(data.labels(), &clean.clusters)?,
@@ -526,16 +570,27 @@ fn evaluate(
             vec![figure]
         }
     };
-    pipeline::write_json(&a.out.join("report.json"), &json)?;
-    println!(
+    pipeline::write_json(&out.join("report.json"), &json)?;
+    Ok(format!(
         "report {}; figures {}",
-        a.out.join("report.json").display(),
+        out.join("report.json").display(),
         pipeline::join_paths(&figures)
-    );
-    Ok(())
+    ))
 }
 
 fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> Result<(), Error> {
+    let message = RunDir::run(&a.out, a.force, |out| sweep_into(&a, out, device, command))?;
+    println!("{message}");
+    Ok(())
+}
+
+/// The sweep of `a`, written into `out`; returns the table and the line to print.
+fn sweep_into(
+    a: &Sweep,
+    out: &Path,
+    device: &advclust::burn::tensor::Device,
+    command: String,
+) -> Result<String, Error> {
     let (train, data) = train_and_eval(&a.data, a.training.train_limit)?;
     let images = data.to_image_batch()?;
     let points = match &a.attack {
@@ -553,8 +608,8 @@ fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> 
         }
         None => pipeline::sweep_retrained(
             |eps| {
-                let out = a.out.join(format!("eps-{eps}"));
-                attack_config(&a.training, a.norm, eps, a.data.seed, Some(out))
+                let dir = out.join(format!("eps-{eps}"));
+                attack_config(&a.training, a.norm, eps, a.data.seed, Some(dir))
             },
             &a.victim.load(device)?,
             &train,
@@ -563,18 +618,17 @@ fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> 
             device,
         )?,
     };
-    println!("|     eps | mean L2 |    NMI |    ARI |    ACC |");
+    let mut message = String::from("|     eps | mean L2 |    NMI |    ARI |    ACC |\n");
     for p in &points {
-        println!(
-            "| {:>7.3} | {:>7.3} | {:>6.4} | {:>6.4} | {:>6.4} |",
+        message.push_str(&format!(
+            "| {:>7.3} | {:>7.3} | {:>6.4} | {:>6.4} | {:>6.4} |\n",
             p.epsilon, p.mean_l2, p.nmi, p.ari, p.acc
-        );
+        ));
     }
-    let figure = a.out.join("sweep.png");
-    pipeline::create_dir(&a.out)?;
+    let figure = out.join("sweep.png");
     advclust::plot::figures::sweep_curves(&figure, &points)?;
     pipeline::write_json(
-        &a.out.join("sweep.json"),
+        &out.join("sweep.json"),
         &serde_json::json!({
             "command": command,
             "dataset": a.data.dataset.to_string(),
@@ -584,10 +638,16 @@ fn sweep(a: Sweep, device: &advclust::burn::tensor::Device, command: String) -> 
             "points": points,
         }),
     )?;
-    println!(
+    message.push_str(&format!(
         "report {}; figure {}",
-        a.out.join("sweep.json").display(),
+        out.join("sweep.json").display(),
         figure.display()
-    );
-    Ok(())
+    ));
+    Ok(message)
+}
+
+/// True when `path` is `dir` or lies below it (compared after resolving both where they exist).
+fn inside(path: &Path, dir: &Path) -> bool {
+    let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    resolve(path).starts_with(resolve(dir))
 }

@@ -6,7 +6,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, Result, check_finite};
 
 /// The closed interval every pixel of a batch must lie in (usually `[0, 1]`).
+///
+/// Always finite with `min < max`, however it was made: deserializing checks it too.
+///
+/// ```
+/// use advclust_core::ValueBox;
+/// let b: ValueBox = serde_json::from_str(r#"{"min": 0.0, "max": 1.0}"#).unwrap();
+/// assert_eq!(b, ValueBox::UNIT);
+/// assert!(serde_json::from_str::<ValueBox>(r#"{"min": 1.0, "max": 0.0}"#).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ValueBoxFields")]
 pub struct ValueBox {
     min: f32,
     max: f32,
@@ -52,6 +62,21 @@ impl ValueBox {
     }
 }
 
+/// The fields of a [`ValueBox`] as they appear in a file, before they are checked.
+#[derive(Deserialize)]
+struct ValueBoxFields {
+    min: f32,
+    max: f32,
+}
+
+impl TryFrom<ValueBoxFields> for ValueBox {
+    type Error = CoreError;
+
+    fn try_from(f: ValueBoxFields) -> Result<Self> {
+        ValueBox::new(f.min, f.max)
+    }
+}
+
 impl Default for ValueBox {
     fn default() -> Self {
         ValueBox::UNIT
@@ -86,7 +111,10 @@ impl ImageBatch {
                 return Err(CoreError::EmptyDimension(name));
             }
         }
-        let expected = dims.iter().product::<usize>();
+        let expected = checked_product(&dims).ok_or(CoreError::SizeOverflow {
+            what: "ImageBatch",
+            dims: dims.to_vec(),
+        })?;
         if data.len() != expected {
             return Err(CoreError::ShapeMismatch {
                 what: "ImageBatch",
@@ -259,4 +287,9 @@ impl ImageBatch {
     pub fn to_tensor(&self, device: &Device) -> Tensor<4> {
         Tensor::from_data(TensorData::new(self.data.clone(), self.dims), device)
     }
+}
+
+/// The product of `dims`, or `None` if it overflows `usize`.
+pub(crate) fn checked_product(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }

@@ -27,6 +27,14 @@ pub enum CoreError {
         /// Values supplied.
         actual: usize,
     },
+    /// A shape whose number of values does not fit in `usize` (a size computed from input).
+    #[error("size overflow: {what} of shape {dims:?} has more values than fit in memory")]
+    SizeOverflow {
+        /// What was being built.
+        what: &'static str,
+        /// The shape asked for.
+        dims: Vec<usize>,
+    },
     /// A dimension that must be positive is zero.
     #[error("empty dimension: {0} must be at least 1")]
     EmptyDimension(&'static str),

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod error;
+pub mod files;
 pub mod ledger;
 pub mod memberships;
 pub mod model;
@@ -24,12 +25,13 @@ pub mod threat;
 
 pub use batch::{ImageBatch, ValueBox};
 pub use error::{CoreError, ErrorKind, Result};
+pub use files::{read_bounded, write_atomic};
 pub use ledger::{Budgeted, QueryBudget, QueryCounts, QueryLedger};
 pub use memberships::{ClusterId, Memberships, ROW_SUM_TOLERANCE, argmax_rows};
 pub use model::{DifferentiableClusterModel, ModelOracle};
 pub use oracle::{ArgmaxLabels, ClusterOracle, LabelOracle, answer_all, calls_one_by_one};
 pub use params::ParamGuard;
-pub use random::{derive_seed, standard_normal};
+pub use random::{RngState, SeededRng, derive_seed, standard_normal};
 pub use threat::{
     NormKind, NormSummary, PerturbationNorms, ThreatModel, ThreatModelParams, per_sample_l2,
 };

@@ -2,6 +2,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::batch::checked_product;
 use crate::error::{CoreError, Result, check_finite};
 
 /// Rows must sum to one within this tolerance (f32 softmax outputs drift by ~1e-6).
@@ -34,10 +35,14 @@ impl Memberships {
         if k == 0 {
             return Err(CoreError::EmptyDimension("number of clusters"));
         }
-        if data.len() != n * k {
+        let expected = checked_product(&[n, k]).ok_or(CoreError::SizeOverflow {
+            what: "Memberships",
+            dims: vec![n, k],
+        })?;
+        if data.len() != expected {
             return Err(CoreError::ShapeMismatch {
                 what: "Memberships",
-                expected: n * k,
+                expected,
                 actual: data.len(),
             });
         }
@@ -57,10 +62,14 @@ impl Memberships {
         if k == 0 {
             return Err(CoreError::EmptyDimension("number of clusters"));
         }
-        if logits.len() != n * k {
+        let expected = checked_product(&[n, k]).ok_or(CoreError::SizeOverflow {
+            what: "Memberships::from_logits",
+            dims: vec![n, k],
+        })?;
+        if logits.len() != expected {
             return Err(CoreError::ShapeMismatch {
                 what: "Memberships::from_logits",
-                expected: n * k,
+                expected,
                 actual: logits.len(),
             });
         }

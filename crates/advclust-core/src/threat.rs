@@ -27,12 +27,37 @@ pub enum NormKind {
 /// let tm = ThreatModel::linf(0.1).check().unwrap();
 /// assert_eq!(tm.epsilon(), 0.1);
 /// assert!(ThreatModel::l2(-1.0).check().is_err());
+/// // Deserializing checks the same invariants.
+/// let bad = r#"{"norm": "L2", "epsilon": -1.0, "value_box": {"min": 0.0, "max": 1.0}}"#;
+/// assert!(serde_json::from_str::<ThreatModel>(bad).is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ThreatModelFields")]
 pub struct ThreatModel {
     norm: NormKind,
     epsilon: f32,
     value_box: ValueBox,
+}
+
+/// The fields of a [`ThreatModel`] as they appear in a file, before they are checked.
+#[derive(Deserialize)]
+struct ThreatModelFields {
+    norm: NormKind,
+    epsilon: f32,
+    value_box: ValueBox,
+}
+
+impl TryFrom<ThreatModelFields> for ThreatModel {
+    type Error = CoreError;
+
+    fn try_from(f: ThreatModelFields) -> Result<Self> {
+        ThreatModelParams(ThreatModel {
+            norm: f.norm,
+            epsilon: f.epsilon,
+            value_box: f.value_box,
+        })
+        .check()
+    }
 }
 
 /// Unchecked threat-model parameters; [`ParamGuard::check`] turns them into a [`ThreatModel`].

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::idx::{Split, labels_in_range};
 use crate::util::{read_file, u8_to_f32_table};
-use crate::{DataError, Dataset};
+use crate::{DataError, Dataset, MAX_PIXEL_VALUES};
 
 /// CIFAR-10 class names, in label order.
 pub const CIFAR10_CLASSES: [&str; 10] = [
@@ -198,7 +198,18 @@ fn load_cifar_records<P: AsRef<Path>>(
         let path = path.as_ref();
         let bytes = read_file(path)?;
         let n = record_count(bytes.len(), record, path)?;
-        images.reserve(n * CIFAR_PIXELS);
+        // n * CIFAR_PIXELS < bytes.len(), so only the running total can
+        // pass the limit.
+        let total = images.len() as u128 + (n * CIFAR_PIXELS) as u128;
+        if total > MAX_PIXEL_VALUES as u128 {
+            return Err(DataError::too_large(
+                path,
+                "pixel values of the CIFAR files so far",
+                total,
+                MAX_PIXEL_VALUES as u128,
+            ));
+        }
+        images.reserve_exact(n * CIFAR_PIXELS);
         let mut raw = Vec::with_capacity(n);
         for rec in bytes.chunks_exact(record) {
             raw.push(rec[pick]);
@@ -220,7 +231,9 @@ fn load_cifar_records<P: AsRef<Path>>(
 /// bytes), concatenated in the order given.
 ///
 /// Errors if a file is missing, empty or not a whole number of 3,073-byte
-/// records, or holds a label above 9.
+/// records, or holds a label above 9; [`DataError::TooLarge`] if a file is
+/// over [`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES) or all files together
+/// hold more than [`MAX_PIXEL_VALUES`] pixel values.
 pub fn load_cifar10_bin<P: AsRef<Path>>(files: &[P]) -> Result<Dataset, DataError> {
     load_cifar_records(files, 1, 0, &CIFAR10_CLASSES)
 }
@@ -268,7 +281,9 @@ pub fn load_cifar100_dir(
 ///
 /// Each image is 3 x 96 x 96 bytes, channel-major and, within a channel,
 /// column-major; it is transposed to the usual row-major CHW layout. Labels
-/// are stored 1..=10 and become 0..=9 ([`STL10_CLASSES`]).
+/// are stored 1..=10 and become 0..=9 ([`STL10_CLASSES`]). Files over
+/// [`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES), or images over
+/// [`MAX_PIXEL_VALUES`] values, are a [`DataError::TooLarge`].
 pub fn load_stl10_bin(
     images_path: impl AsRef<Path>,
     labels_path: impl AsRef<Path>,
@@ -277,6 +292,14 @@ pub fn load_stl10_bin(
     let labels_path = labels_path.as_ref();
     let bytes = read_file(images_path)?;
     let n = record_count(bytes.len(), STL_PIXELS, images_path)?;
+    if bytes.len() > MAX_PIXEL_VALUES {
+        return Err(DataError::too_large(
+            images_path,
+            "STL-10 pixel values",
+            bytes.len() as u128,
+            MAX_PIXEL_VALUES as u128,
+        ));
+    }
     let raw = read_file(labels_path)?;
     if raw.len() != n {
         return Err(DataError::CountMismatch {

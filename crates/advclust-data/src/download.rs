@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::DataError;
+use crate::{DataError, MAX_DOWNLOAD_BYTES};
 
 /// A file to fetch over HTTP(S) into a cache folder, accepted only if its
 /// SHA-256 matches.
@@ -144,7 +144,9 @@ impl VerifiedDownload {
     /// [`DataError::ChecksumMismatch`] when the bytes hash differently (the
     /// final path is then left as it was and the temporary file removed),
     /// [`DataError::Io`] for local file errors, [`DataError::InvalidArgument`]
-    /// for a malformed hash or file name.
+    /// for a malformed hash or file name, [`DataError::TooLarge`] when the
+    /// server announces (`Content-Length`, checked before anything is
+    /// written) or sends more than [`MAX_DOWNLOAD_BYTES`].
     pub fn fetch(&self, cache_dir: impl AsRef<Path>) -> Result<PathBuf, DataError> {
         let want = self.validate()?;
         let dir = cache_dir.as_ref();
@@ -170,7 +172,25 @@ impl VerifiedDownload {
             .build();
         let agent = ureq::Agent::new_with_config(config);
         let response = agent.get(&self.url).call().map_err(net_err)?;
-        let mut body = response.into_body().into_reader();
+        let too_large = |requested: u64| {
+            DataError::too_large(
+                &final_path,
+                "download size (bytes)",
+                requested.into(),
+                MAX_DOWNLOAD_BYTES.into(),
+            )
+        };
+        if let Some(len) = response.body().content_length()
+            && len > MAX_DOWNLOAD_BYTES
+        {
+            return Err(too_large(len));
+        }
+        // One byte past the limit tells a too-long body from one that fits.
+        let mut body = response
+            .into_body()
+            .into_reader()
+            .take(MAX_DOWNLOAD_BYTES + 1);
+        let mut received = 0u64;
 
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let tmp = dir.join(format!(
@@ -191,6 +211,10 @@ impl VerifiedDownload {
             };
             if k == 0 {
                 break;
+            }
+            received += k as u64;
+            if received > MAX_DOWNLOAD_BYTES {
+                return Err(too_large(received));
             }
             hasher.update(&buf[..k]);
             file.write_all(&buf[..k])

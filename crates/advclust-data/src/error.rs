@@ -20,7 +20,7 @@ pub enum DataError {
         path: PathBuf,
     },
 
-    /// Any other I/O failure (permissions, a corrupt gzip stream, ...).
+    /// Any other I/O failure (permissions, a folder given as a file, ...).
     #[error("{}: {source}", path.display())]
     Io {
         /// The file or folder being read or written.
@@ -54,6 +54,53 @@ pub enum DataError {
         expected: usize,
         /// Bytes present.
         found: usize,
+    },
+
+    /// A header, a file length or a requested size asks for more than one of
+    /// the crate's documented limits ([`MAX_PIXEL_VALUES`](crate::MAX_PIXEL_VALUES),
+    /// [`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES),
+    /// [`MAX_IMAGE_PIXELS`](crate::MAX_IMAGE_PIXELS),
+    /// [`MAX_DOWNLOAD_BYTES`](crate::MAX_DOWNLOAD_BYTES)). Raised before
+    /// anything that large is allocated or read.
+    #[error("{}: {what} is {requested}, over the limit of {limit}", path.display())]
+    TooLarge {
+        /// The file (or destination path of a download).
+        path: PathBuf,
+        /// What was measured (`"IDX image payload (bytes)"`, ...).
+        what: &'static str,
+        /// The size asked for, computed without overflow; for a stream cut
+        /// off at the limit, the number of bytes seen before stopping
+        /// (`limit + 1`), so "at least" this much.
+        requested: u128,
+        /// The limit that was exceeded.
+        limit: u128,
+    },
+
+    /// A gzip file is corrupt or truncated (bad header, bad deflate data,
+    /// CRC or length mismatch, or the stream ends early).
+    #[error("{}: corrupt or truncated gzip data: {source}", path.display())]
+    Gzip {
+        /// The file.
+        path: PathBuf,
+        /// The decompressor's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A gzip file's last member is followed by bytes that are not another
+    /// gzip member (`zcat` would warn "trailing garbage ignored"; this crate
+    /// refuses the file).
+    #[error(
+        "{}: {len} bytes of trailing garbage after the last gzip member (at byte {offset})",
+        path.display()
+    )]
+    GzipTrailingGarbage {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the first stray byte in the compressed file.
+        offset: usize,
+        /// Number of stray bytes.
+        len: usize,
     },
 
     /// An IDX file does not start with the expected magic number.
@@ -196,6 +243,21 @@ impl DataError {
             DataError::Missing { path }
         } else {
             DataError::Io { path, source }
+        }
+    }
+
+    /// A [`DataError::TooLarge`] for `path`.
+    pub(crate) fn too_large(
+        path: impl AsRef<Path>,
+        what: &'static str,
+        requested: u128,
+        limit: u128,
+    ) -> Self {
+        DataError::TooLarge {
+            path: path.as_ref().to_path_buf(),
+            what,
+            requested,
+            limit,
         }
     }
 }

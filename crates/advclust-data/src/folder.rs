@@ -10,7 +10,7 @@ use image::{DynamicImage, ImageFormat, ImageReader};
 use crate::binary::CIFAR10_CLASSES;
 use crate::idx::{FASHION_MNIST_CLASSES, labels_in_range, read_idx_labels};
 use crate::util::{par_items, read_file, u8_to_f32_table};
-use crate::{DataError, Dataset};
+use crate::{DataError, Dataset, MAX_IMAGE_PIXELS, MAX_PIXEL_VALUES};
 
 /// How many channels images are loaded with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -173,22 +173,92 @@ pub fn load_image_folder(root: impl AsRef<Path>, color: ColorMode) -> Result<Dat
     ImageFolder::new(root.as_ref()).color(color).load()
 }
 
-/// Decodes one image file (format from its content, else its extension).
-fn decode(path: &Path) -> Result<DynamicImage, DataError> {
-    let bytes = read_file(path)?;
-    let decode_err = |source| DataError::Decode {
-        path: path.to_path_buf(),
-        source,
-    };
+/// An image reader over `bytes` (format from the content, else from the
+/// extension of `path`).
+fn image_reader<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+) -> Result<ImageReader<Cursor<&'a [u8]>>, DataError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| decode_err(image::ImageError::IoError(e)))?;
+        .map_err(|e| decode_err(path, image::ImageError::IoError(e)))?;
     if reader.format().is_none()
         && let Ok(f) = ImageFormat::from_path(path)
     {
         reader.set_format(f);
     }
-    reader.decode().map_err(decode_err)
+    Ok(reader)
+}
+
+fn decode_err(path: &Path, source: image::ImageError) -> DataError {
+    DataError::Decode {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Decodes one image file (format from its content, else its extension).
+///
+/// Width and height are read from the header first: more than
+/// [`MAX_IMAGE_PIXELS`] pixels is a [`DataError::TooLarge`], a zero side a
+/// [`DataError::Layout`], and a size other than `expect` (when given) a
+/// [`DataError::ImageSizeMismatch`], all before decoding.
+fn decode(path: &Path, expect: Option<(usize, usize)>) -> Result<DynamicImage, DataError> {
+    let bytes = read_file(path)?;
+    let (w, h) = image_reader(&bytes, path)?
+        .into_dimensions()
+        .map_err(|e| decode_err(path, e))?;
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > MAX_IMAGE_PIXELS {
+        return Err(DataError::too_large(
+            path,
+            "image pixels (width x height)",
+            pixels.into(),
+            MAX_IMAGE_PIXELS.into(),
+        ));
+    }
+    if w == 0 || h == 0 {
+        return Err(DataError::Layout {
+            path: path.to_path_buf(),
+            message: format!("image is {w}x{h} (w x h)"),
+        });
+    }
+    if let Some(expected) = expect {
+        check_size(path, expected, (w as usize, h as usize))?;
+    }
+    let img = image_reader(&bytes, path)?
+        .decode()
+        .map_err(|e| decode_err(path, e))?;
+    let found = (img.width() as usize, img.height() as usize);
+    if let Some(expected) = expect {
+        check_size(path, expected, found)?;
+    } else if found != (w as usize, h as usize) {
+        return Err(DataError::Layout {
+            path: path.to_path_buf(),
+            message: format!(
+                "header says {w}x{h} but the decoded image is {}x{}",
+                found.0, found.1
+            ),
+        });
+    }
+    Ok(img)
+}
+
+fn check_size(
+    path: &Path,
+    (expected_w, expected_h): (usize, usize),
+    (found_w, found_h): (usize, usize),
+) -> Result<(), DataError> {
+    if (found_w, found_h) != (expected_w, expected_h) {
+        return Err(DataError::ImageSizeMismatch {
+            path: path.to_path_buf(),
+            expected_w,
+            expected_h,
+            found_w,
+            found_h,
+        });
+    }
+    Ok(())
 }
 
 fn is_8bit(img: &DynamicImage) -> bool {
@@ -238,7 +308,10 @@ fn write_chw(img: &DynamicImage, c: usize, out: &mut [f32], table: &[f32; 256]) 
 /// The first image fixes the size (and, for [`ColorMode::Auto`], the
 /// channel count); any image of another size is a
 /// [`DataError::ImageSizeMismatch`]. An empty list is a [`DataError::Empty`]
-/// error (without a path).
+/// error (without a path). Sizes are checked from each file's header before
+/// it is decoded: an image over [`MAX_IMAGE_PIXELS`] pixels, a file over
+/// [`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES), or more than
+/// [`MAX_PIXEL_VALUES`] values in all, is a [`DataError::TooLarge`].
 pub fn load_image_files(
     paths: &[PathBuf],
     labels: Vec<usize>,
@@ -258,7 +331,7 @@ pub fn load_image_files(
             what: "no image file to load",
         });
     };
-    let first = decode(first_path)?;
+    let first = decode(first_path, None)?;
     let (w, h) = (first.width() as usize, first.height() as usize);
     let c = match color {
         ColorMode::Gray => 1,
@@ -267,23 +340,24 @@ pub fn load_image_files(
         ColorMode::Auto => 1,
     };
     drop(first);
+    // w * h <= MAX_IMAGE_PIXELS, so only the product with the file count
+    // can be large; u128 holds it exactly.
+    let image_len = c * h * w;
+    let total = paths.len() as u128 * image_len as u128;
+    if total > MAX_PIXEL_VALUES as u128 {
+        return Err(DataError::too_large(
+            first_path,
+            "pixel values of the image files (files x channels x height x width)",
+            total,
+            MAX_PIXEL_VALUES as u128,
+        ));
+    }
     let table = u8_to_f32_table();
-    let mut images = vec![0f32; paths.len() * c * h * w];
-    par_items(&mut images, c * h * w, 64, |i, out| {
-        let path = &paths[i];
-        let img = decode(path)?;
-        let (iw, ih) = (img.width() as usize, img.height() as usize);
-        if (iw, ih) != (w, h) {
-            return Err(DataError::ImageSizeMismatch {
-                path: path.clone(),
-                expected_w: w,
-                expected_h: h,
-                found_w: iw,
-                found_h: ih,
-            });
-        }
+    let mut images = vec![0f32; total as usize];
+    par_items(&mut images, image_len, 64, |i, out| {
+        let img = decode(&paths[i], Some((w, h)))?;
         write_chw(&img, c, out, &table);
-        Ok(())
+        Ok::<(), DataError>(())
     })?;
     Dataset::new(images, [paths.len(), c, h, w], labels, class_names)
 }

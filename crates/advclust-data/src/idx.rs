@@ -1,9 +1,10 @@
 //! IDX files (MNIST, Fashion-MNIST) and the embedded MNIST test split.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::util::{maybe_gunzip, read_file};
-use crate::{DataError, Dataset};
+use crate::util::{MultiGz, gzip_error, is_gzip, read_file, read_up_to};
+use crate::{DataError, Dataset, MAX_FILE_BYTES, MAX_PIXEL_VALUES};
 
 /// Magic number of an IDX file of unsigned bytes with 3 dimensions (images).
 pub const IDX3_UBYTE_MAGIC: u32 = 0x0000_0803;
@@ -60,16 +61,63 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn check_header(bytes: &[u8], path: &Path, magic: u32, header_len: usize) -> Result<(), DataError> {
-    if bytes.len() < 4 {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            what: "IDX header",
-            expected: header_len,
-            found: bytes.len(),
-        });
+/// The (inflated) bytes of an IDX file: the raw slice or a strict
+/// multi-member gzip decoder over it.
+enum Source<'a> {
+    Raw(&'a [u8]),
+    Gz(MultiGz<'a>),
+}
+
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::Raw(r) => r.read(buf),
+            Source::Gz(g) => g.read(buf),
+        }
     }
-    let found = be_u32(bytes, 0);
+}
+
+/// The dimensions and payload of an IDX file of unsigned bytes.
+struct Idx {
+    dims: Vec<usize>,
+    payload: Vec<u8>,
+}
+
+/// Reads an IDX file of unsigned bytes with `ndims` dimensions from memory,
+/// gzipped or raw, checking the magic number and that the payload is exactly
+/// the product of the dimensions (computed without overflow and at most
+/// [`MAX_PIXEL_VALUES`]) before it is read. Inflation stops one byte past
+/// the announced size (then counts, without storing, how much more there
+/// is, up to [`MAX_FILE_BYTES`]). `check_dims` can refuse dimensions first.
+fn read_idx(
+    bytes: &[u8],
+    path: &Path,
+    magic: u32,
+    ndims: usize,
+    what: &'static str,
+    check_dims: impl FnOnce(&[usize]) -> Result<(), DataError>,
+) -> Result<Idx, DataError> {
+    let gz = is_gzip(bytes);
+    let mut src = if gz {
+        Source::Gz(MultiGz::new(bytes))
+    } else {
+        Source::Raw(bytes)
+    };
+    let read_err = |e| gzip_error(path, e);
+    let header_len = 4 + 4 * ndims;
+    let mut header = [0u8; 16];
+    let header = &mut header[..header_len];
+    let got = read_up_to(&mut src, header).map_err(read_err)?;
+    let truncated_header = |found| DataError::Truncated {
+        path: path.to_path_buf(),
+        what: "IDX header",
+        expected: header_len,
+        found,
+    };
+    if got < 4 {
+        return Err(truncated_header(got));
+    }
+    let found = be_u32(header, 0);
     if found != magic {
         return Err(DataError::BadMagic {
             path: path.to_path_buf(),
@@ -77,86 +125,129 @@ fn check_header(bytes: &[u8], path: &Path, magic: u32, header_len: usize) -> Res
             found,
         });
     }
-    if bytes.len() < header_len {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            what: "IDX header",
-            expected: header_len,
-            found: bytes.len(),
-        });
+    if got < header_len {
+        return Err(truncated_header(got));
     }
-    Ok(())
-}
-
-fn check_payload(
-    bytes: &[u8],
-    path: &Path,
-    start: usize,
-    expected: usize,
-) -> Result<(), DataError> {
-    let found = bytes.len() - start;
-    if found < expected {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            what: "IDX payload",
-            expected,
-            found,
-        });
+    // u32 -> usize is lossless on every target Rust supports with std.
+    let dims: Vec<usize> = (0..ndims)
+        .map(|d| be_u32(header, 4 + 4 * d) as usize)
+        .collect();
+    check_dims(&dims)?;
+    // At most 2^96 for three u32 dimensions: exact in u128.
+    let announced = dims
+        .iter()
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
+    if announced > MAX_PIXEL_VALUES as u128 {
+        return Err(DataError::too_large(
+            path,
+            what,
+            announced,
+            MAX_PIXEL_VALUES as u128,
+        ));
     }
-    if found > expected {
-        return Err(DataError::TrailingData {
-            path: path.to_path_buf(),
-            what: "IDX payload",
-            expected,
-            found,
-        });
+    let expected = announced as usize; // <= MAX_PIXEL_VALUES
+    let payload_error = |found: usize| {
+        if found < expected {
+            DataError::Truncated {
+                path: path.to_path_buf(),
+                what: "IDX payload",
+                expected,
+                found,
+            }
+        } else {
+            DataError::TrailingData {
+                path: path.to_path_buf(),
+                what: "IDX payload",
+                expected,
+                found,
+            }
+        }
+    };
+    let capacity = if gz {
+        // Only a hint: the real size is known once inflated.
+        expected.min(bytes.len().saturating_mul(4))
+    } else {
+        let found = bytes.len() - header_len;
+        if found != expected {
+            return Err(payload_error(found));
+        }
+        expected
+    };
+    let mut payload = Vec::with_capacity(capacity);
+    (&mut src)
+        .take(expected as u64 + 1)
+        .read_to_end(&mut payload)
+        .map_err(read_err)?;
+    if payload.len() != expected {
+        if payload.len() > expected {
+            // Count the rest without storing it, up to the file limit.
+            let room = MAX_FILE_BYTES.saturating_sub(header_len + payload.len()) as u64;
+            let more = std::io::copy(&mut (&mut src).take(room + 1), &mut std::io::sink())
+                .map_err(read_err)?;
+            if more > room {
+                return Err(DataError::too_large(
+                    path,
+                    "decompressed size (bytes)",
+                    MAX_FILE_BYTES as u128 + 1,
+                    MAX_FILE_BYTES as u128,
+                ));
+            }
+            return Err(payload_error(payload.len() + more as usize));
+        }
+        return Err(payload_error(payload.len()));
     }
-    Ok(())
+    Ok(Idx { dims, payload })
 }
 
 /// Parses an IDX3 unsigned-byte image file held in memory, gzipped (detected
-/// by the magic `1f 8b`) or raw. `origin` only names the data in errors.
+/// by the magic `1f 8b`; all members of a multi-member file, in order) or
+/// raw. `origin` only names the data in errors.
 ///
 /// Checks the magic `0x00000803`, the header length and that the payload is
-/// exactly `n * rows * cols` bytes.
+/// exactly `n * rows * cols` bytes; that size is checked against
+/// [`MAX_PIXEL_VALUES`] ([`DataError::TooLarge`]) before anything is
+/// allocated, and decompression stops as soon as it is exceeded. Corrupt
+/// or truncated gzip data is a [`DataError::Gzip`], bytes after the last
+/// gzip member a [`DataError::GzipTrailingGarbage`].
 pub fn parse_idx_images(bytes: &[u8], origin: &Path) -> Result<IdxImages, DataError> {
-    let bytes = maybe_gunzip(bytes.to_vec(), origin)?;
-    check_header(&bytes, origin, IDX3_UBYTE_MAGIC, 16)?;
-    let n = be_u32(&bytes, 4) as usize;
-    let rows = be_u32(&bytes, 8) as usize;
-    let cols = be_u32(&bytes, 12) as usize;
-    if rows == 0 || cols == 0 {
-        return Err(DataError::Layout {
-            path: origin.to_path_buf(),
-            message: format!("IDX images of size {rows}x{cols}"),
-        });
-    }
-    let expected = n
-        .checked_mul(rows)
-        .and_then(|x| x.checked_mul(cols))
-        .unwrap_or(usize::MAX);
-    check_payload(&bytes, origin, 16, expected)?;
-    let mut pixels = bytes;
-    pixels.drain(..16);
+    let idx = read_idx(
+        bytes,
+        origin,
+        IDX3_UBYTE_MAGIC,
+        3,
+        "IDX image payload (bytes)",
+        |d| {
+            if d[1] == 0 || d[2] == 0 {
+                return Err(DataError::Layout {
+                    path: origin.to_path_buf(),
+                    message: format!("IDX images of size {}x{}", d[1], d[2]),
+                });
+            }
+            Ok(())
+        },
+    )?;
     Ok(IdxImages {
-        n,
-        rows,
-        cols,
-        pixels,
+        n: idx.dims[0],
+        rows: idx.dims[1],
+        cols: idx.dims[2],
+        pixels: idx.payload,
     })
 }
 
 /// Parses an IDX1 unsigned-byte label file held in memory, gzipped or raw.
 ///
-/// Checks the magic `0x00000801` and that the payload is exactly `n` bytes.
+/// Checks the magic `0x00000801` and that the payload is exactly `n` bytes,
+/// with the same limits and gzip checks as [`parse_idx_images`].
 pub fn parse_idx_labels(bytes: &[u8], origin: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = maybe_gunzip(bytes.to_vec(), origin)?;
-    check_header(&bytes, origin, IDX1_UBYTE_MAGIC, 8)?;
-    let n = be_u32(&bytes, 4) as usize;
-    check_payload(&bytes, origin, 8, n)?;
-    let mut labels = bytes;
-    labels.drain(..8);
-    Ok(labels)
+    let idx = read_idx(
+        bytes,
+        origin,
+        IDX1_UBYTE_MAGIC,
+        1,
+        "IDX label count",
+        |_| Ok(()),
+    )?;
+    Ok(idx.payload)
 }
 
 /// Reads an IDX3 image file (gzipped or raw), see [`parse_idx_images`].

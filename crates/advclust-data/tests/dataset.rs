@@ -110,8 +110,8 @@ fn shuffle_is_seeded_and_keeps_pairs() {
 #[test]
 fn batches_keep_and_drop() {
     let d = toy(10);
-    let keep: Vec<_> = d.batches(4, LastBatch::Keep).collect();
-    assert_eq!(d.batches(4, LastBatch::Keep).len(), 3);
+    let keep: Vec<_> = d.batches(4, LastBatch::Keep).unwrap().collect();
+    assert_eq!(d.batches(4, LastBatch::Keep).unwrap().len(), 3);
     assert_eq!(
         keep.iter().map(|b| b.len()).collect::<Vec<_>>(),
         vec![4, 4, 2]
@@ -120,20 +120,25 @@ fn batches_keep_and_drop() {
     assert_eq!(keep[2].dims, [2, 3, 2, 2]);
     assert_eq!(keep[2].images, &d.images()[8 * 12..]);
     assert_eq!(keep[1].labels, &d.labels()[4..8]);
-    let drop: Vec<_> = d.batches(4, LastBatch::Drop).collect();
+    let drop: Vec<_> = d.batches(4, LastBatch::Drop).unwrap().collect();
     assert_eq!(drop.len(), 2);
     assert!(drop.iter().all(|b| b.len() == 4));
-    assert_eq!(d.batches(5, LastBatch::Drop).count(), 2);
-    assert_eq!(d.batches(20, LastBatch::Drop).count(), 0);
-    assert_eq!(d.batches(20, LastBatch::Keep).count(), 1);
-    let total: usize = d.batches(3, LastBatch::Keep).map(|b| b.len()).sum();
+    assert_eq!(d.batches(5, LastBatch::Drop).unwrap().count(), 2);
+    assert_eq!(d.batches(20, LastBatch::Drop).unwrap().count(), 0);
+    assert_eq!(d.batches(20, LastBatch::Keep).unwrap().count(), 1);
+    let total: usize = d
+        .batches(3, LastBatch::Keep)
+        .unwrap()
+        .map(|b| b.len())
+        .sum();
     assert_eq!(total, 10);
 }
 
 #[test]
-#[should_panic(expected = "batch size")]
-fn zero_batch_size_panics() {
-    let _ = toy(3).batches(0, LastBatch::Keep);
+fn zero_batch_size_is_an_error() {
+    let e = toy(3).batches(0, LastBatch::Keep).unwrap_err();
+    assert!(matches!(e, DataError::InvalidArgument(_)), "{e:?}");
+    assert!(e.to_string().contains("batch size"), "{e}");
 }
 
 #[test]

@@ -13,8 +13,8 @@ use common::TempDir;
 
 const BODY: &[u8] = b"some dataset bytes\n\x00\x01\x02\xff";
 
-/// Serves `GET /file` with `BODY`, `GET /big` with 300 kB, everything else
-/// with 404. Returns the base URL and a request counter.
+/// Serves `GET /file` with `BODY`, `GET /big` with 300 kB, `GET /huge`
+/// with `BODY` but a `Content-Length` of 2^50, everything else with 404. Returns the base URL and a request counter.
 fn serve() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -43,11 +43,17 @@ fn serve() -> (String, Arc<AtomicUsize>) {
             let (status, body): (&str, &[u8]) = match path {
                 "/file" => ("200 OK", BODY),
                 "/big" => ("200 OK", &big),
+                "/huge" => ("200 OK", BODY),
                 _ => ("404 Not Found", b"not found"),
             };
+            // `/huge` announces far more than it sends.
+            let announced = if path == "/huge" {
+                1u64 << 50
+            } else {
+                body.len() as u64
+            };
             let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-                body.len()
+                "HTTP/1.1 {status}\r\nContent-Length: {announced}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
             );
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(body);
@@ -195,4 +201,22 @@ fn serde_round_trip() {
     let dl = VerifiedDownload::new("http://x/y", "a".repeat(64), "y");
     let json = serde_json::to_string(&dl).unwrap();
     assert_eq!(serde_json::from_str::<VerifiedDownload>(&json).unwrap(), dl);
+}
+
+#[test]
+fn announced_size_over_the_limit_is_refused_before_writing() {
+    let (base, _) = serve();
+    let dir = TempDir::new("dl-huge");
+    let dl = VerifiedDownload::new(format!("{base}/huge"), sha256_hex(BODY), "huge.bin");
+    let e = dl.fetch(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            DataError::TooLarge { requested, limit, .. }
+                if *requested == 1 << 50 && *limit == advclust_data::MAX_DOWNLOAD_BYTES as u128
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("huge.bin"), "{e}");
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
 }

@@ -9,6 +9,8 @@ use advclust_core::{
 };
 use advclust_metrics::{Label, clustering_scores};
 use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,11 @@ use crate::train::progress_bar;
 pub const GENERATOR_FILE: &str = "generator.bpk";
 /// File name of the configuration and report (JSON) inside a saved attack's directory.
 pub const ATTACK_FILE: &str = "attack.json";
+/// Largest [`ATTACK_FILE`] read (a saved attack's JSON is tens of kB; this bounds a hostile
+/// file).
+pub const MAX_ATTACK_FILE_BYTES: u64 = 16 << 20;
+/// Largest [`GENERATOR_FILE`] read (the generator's weights are a few MB).
+pub const MAX_GENERATOR_FILE_BYTES: u64 = 256 << 20;
 /// Version of the saved-attack format.
 const FORMAT_VERSION: u32 = 1;
 
@@ -201,10 +208,15 @@ impl TrainedAttack {
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| AttackError::io(dir, e))?;
-        self.generator
+        let weights = self
+            .generator
             .clone()
-            .save_file(dir.join(GENERATOR_FILE))
+            .into_record()
+            .into_bytes()
             .map_err(|e| AttackError::Record(e.to_string()))?;
+        let weights_path = dir.join(GENERATOR_FILE);
+        advclust_core::write_atomic(&weights_path, &weights[..])
+            .map_err(|e| AttackError::io(&weights_path, e))?;
         let saved = SavedAttack {
             format_version: FORMAT_VERSION,
             image_shape: self.image_shape,
@@ -214,15 +226,17 @@ impl TrainedAttack {
         };
         let path = dir.join(ATTACK_FILE);
         let json = serde_json::to_string_pretty(&saved)?;
-        std::fs::write(&path, json).map_err(|e| AttackError::io(path, e))
+        advclust_core::write_atomic(&path, (json + "\n").as_bytes())
+            .map_err(|e| AttackError::io(path, e))
     }
 
     /// Loads an attack saved by [`TrainedAttack::save`], to run on `device`.
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let dir = dir.as_ref();
         let path: PathBuf = dir.join(ATTACK_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| AttackError::io(&path, e))?;
-        let saved: SavedAttack = serde_json::from_str(&text)?;
+        let text = advclust_core::read_bounded(&path, MAX_ATTACK_FILE_BYTES)
+            .map_err(|e| AttackError::io(&path, e))?;
+        let saved: SavedAttack = serde_json::from_slice(&text)?;
         if saved.format_version != FORMAT_VERSION {
             return Err(AttackError::Incompatible(format!(
                 "format version {} (this library reads {FORMAT_VERSION})",
@@ -231,10 +245,29 @@ impl TrainedAttack {
         }
         check_image_shape(saved.image_shape)?;
         let config = CheckedAttackConfig::try_from(saved.config)?;
+        let expected = config
+            .settings()
+            .threat_model(saved.threat_model.value_box())?;
+        if expected != saved.threat_model {
+            return Err(AttackError::Incompatible(format!(
+                "{}: the threat model ({:?}, eps {}) disagrees with the configuration's \
+                 ({:?}, eps {})",
+                path.display(),
+                saved.threat_model.norm(),
+                saved.threat_model.epsilon(),
+                expected.norm(),
+                expected.epsilon()
+            )));
+        }
         let device = device.clone().without_autodiff();
+        let weights_path = dir.join(GENERATOR_FILE);
+        let weights = advclust_core::read_bounded(&weights_path, MAX_GENERATOR_FILE_BYTES)
+            .map_err(|e| AttackError::io(&weights_path, e))?;
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
+            .map_err(|e| AttackError::Record(format!("{}: {e}", weights_path.display())))?;
         let generator = Generator::new(saved.image_shape[0], 0, &device)
-            .try_load_file(dir.join(GENERATOR_FILE))
-            .map_err(|e| AttackError::Record(e.to_string()))?;
+            .try_load_record(record)
+            .map_err(|e| AttackError::Record(format!("{}: {e}", weights_path.display())))?;
         Ok(TrainedAttack {
             snapshots: Vec::new(),
             generator: generator.valid(),

@@ -9,9 +9,9 @@
 //! Both copies of a pair share their direction (common random numbers), which cancels the
 //! zeroth-order term of the difference exactly.
 
+use advclust_core::SeededRng;
 use advclust_core::{ClusterId, ClusterOracle, ImageBatch, answer_all, argmax_rows};
 use rand::RngExt;
-use rand::rngs::StdRng;
 
 use crate::config::{AdvDistance, GradientSource};
 use crate::error::{AttackError, Result};
@@ -128,7 +128,7 @@ pub struct QueryEstimator {
 /// }
 /// let x = ImageBatch::unit(vec![0.5; 4], [1, 1, 2, 2]).unwrap();
 /// let clean = [0.9f32, 0.1]; // moving away from p = 0.1 means getting brighter
-/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut rng = advclust_core::SeededRng::seed_from_u64(0);
 /// let est = estimate_adv_gradient(
 ///     &mut Brightness, &x, AdvObjective::Away(&clean), AdvDistance::HalfSquaredSum,
 ///     &QueryEstimator {
@@ -147,7 +147,7 @@ pub fn estimate_adv_gradient(
     objective: AdvObjective<'_>,
     distance: AdvDistance,
     estimator: &QueryEstimator,
-    rng: &mut StdRng,
+    rng: &mut SeededRng,
 ) -> Result<GradientEstimate> {
     let QueryEstimator {
         source,

@@ -1,16 +1,16 @@
 //! The generator and the patch discriminator of the reference attack (AdvGAN-style).
 //!
-//! Weights are drawn on the host from a seeded [`StdRng`], not from the backend's generator, so
+//! Weights are drawn on the host from a seeded [`SeededRng`], not from the backend's generator, so
 //! the same seed gives the same networks on every backend and regardless of what else runs in
 //! the process.
 
+use advclust_core::SeededRng;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, InstanceNorm, InstanceNormConfig};
 use burn::tensor::activation::{leaky_relu, relu, sigmoid, tanh};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::error::{AttackError, Result};
@@ -62,13 +62,13 @@ pub fn check_image_shape(shape: [usize; 3]) -> Result<()> {
 
 /// Seeded host-side sampler for initial weights.
 pub(crate) struct WeightInit {
-    rng: StdRng,
+    rng: SeededRng,
 }
 
 impl WeightInit {
     pub(crate) fn new(seed: u64) -> Self {
         WeightInit {
-            rng: StdRng::seed_from_u64(seed),
+            rng: SeededRng::seed_from_u64(seed),
         }
     }
 
@@ -129,7 +129,7 @@ impl WeightInit {
 }
 
 /// `len` standard normal samples (Box-Muller, two per pair of uniforms).
-pub(crate) fn gaussian(rng: &mut StdRng, len: usize) -> Vec<f32> {
+pub(crate) fn gaussian(rng: &mut SeededRng, len: usize) -> Vec<f32> {
     advclust_core::standard_normal(rng, len)
 }
 

@@ -21,20 +21,12 @@ pub const MAX_DESCRIPTION_BYTES: u64 = 16 << 20;
 /// Largest weights file read (the CPU-sized victims are below 10 MB).
 pub const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+/// Writes `bytes` to `path` atomically ([`advclust_core::write_atomic`]: temporary file in the
+/// same directory, synced, renamed), creating the directory first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| ModelError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        ModelError::io(path, e)
-    })
+    advclust_core::write_atomic(path, bytes).map_err(|e| ModelError::io(path, e))
 }
 
 /// Serialises `value` as pretty JSON (with a final newline) into `path`, atomically.

@@ -1,14 +1,14 @@
 //! Seeded, batched image augmentations on the host (NCHW f32 in `[0, 1]`).
 //!
-//! One call to [`augment_batch`] draws every random choice from the `StdRng` it is given, image
+//! One call to [`augment_batch`] draws every random choice from the `SeededRng` it is given, image
 //! by image in order, so a seed fixes the result. Per image, in this order:
 //! random resized crop with optional flip, rotation and shear (one bilinear resampling),
 //! optional stroke thickening / thinning (grayscale), colour jitter (brightness,
 //! contrast, and for colour images saturation and hue) with probability `jitter_prob`,
 //! random grayscale (colour images), additive Gaussian noise, and a clamp to `[0, 1]`.
 
+use advclust_core::SeededRng;
 use rand::RngExt;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -192,7 +192,7 @@ pub fn augment_batch(
     images: &[f32],
     dims: [usize; 4],
     config: &AugmentConfig,
-    rng: &mut StdRng,
+    rng: &mut SeededRng,
 ) -> Result<Vec<f32>> {
     config.validate()?;
     let [n, c, h, w] = dims;
@@ -220,7 +220,7 @@ fn augment_one(
     dst: &mut [f32],
     [c, h, w]: [usize; 3],
     cfg: &AugmentConfig,
-    rng: &mut StdRng,
+    rng: &mut SeededRng,
 ) {
     // Random resized crop (torchvision's sampling, continuous box), flip, rotation and shear,
     // all folded into one inverse map from output to source pixels (bilinear, borders
@@ -336,7 +336,12 @@ fn morph3x3(img: &mut [f32], h: usize, w: usize, dilate: bool) {
 }
 
 /// Returns `(top, left, height, width)` of a crop box in pixels (fractional).
-fn sample_crop(h: usize, w: usize, cfg: &AugmentConfig, rng: &mut StdRng) -> (f32, f32, f32, f32) {
+fn sample_crop(
+    h: usize,
+    w: usize,
+    cfg: &AugmentConfig,
+    rng: &mut SeededRng,
+) -> (f32, f32, f32, f32) {
     let (hf, wf) = (h as f32, w as f32);
     let area = hf * wf;
     let (lr0, lr1) = (cfg.crop_ratio[0].ln(), cfg.crop_ratio[1].ln());
@@ -362,7 +367,7 @@ fn sample_crop(h: usize, w: usize, cfg: &AugmentConfig, rng: &mut StdRng) -> (f3
     (0.0, 0.0, hf, wf)
 }
 
-fn factor(rng: &mut StdRng, strength: f32) -> f32 {
+fn factor(rng: &mut SeededRng, strength: f32) -> f32 {
     if strength > 0.0 {
         rng.random_range((1.0 - strength).max(0.0)..=(1.0 + strength))
     } else {
@@ -398,7 +403,7 @@ fn rotate_hue(img: &mut [f32], hw: usize, turns: f32) {
 }
 
 /// A standard normal draw (Box-Muller).
-fn standard_normal(rng: &mut StdRng) -> f32 {
+fn standard_normal(rng: &mut SeededRng) -> f32 {
     let u1: f32 = rng.random_range(f32::EPSILON..1.0);
     let u2: f32 = rng.random_range(0.0..1.0);
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()

@@ -35,8 +35,60 @@ pub(crate) fn normalize(images: Tensor<4>, mean: &[f32], std: &[f32]) -> Tensor<
     (images - mean) * inv_std
 }
 
-/// Checks that `[C, H, W]` has no zero dimension.
+/// Largest layer width (channels, hidden units, embedding size) a model description may ask
+/// for. The victims of this project are at most 512 wide; the bound stops a hostile
+/// `model.json` from making the loader allocate terabytes.
+pub const MAX_WIDTH: usize = 16_384;
+/// Largest number of clusters a model description may ask for.
+pub const MAX_CLUSTERS: usize = 65_536;
+/// Largest image side (height or width) and channel count a model description may ask for.
+pub const MAX_IMAGE_SIDE: usize = 4_096;
+/// Largest number of BasicBlocks in one ResNet stage, and of stages.
+pub const MAX_BLOCKS: usize = 64;
+/// Largest number of parameters a model description may ask for (2^28: 1 GiB of f32).
+pub const MAX_PARAMETERS: u64 = 1 << 28;
+
+/// Checks that `value <= max` for a size read from a description.
+pub(crate) fn check_at_most(name: &'static str, value: usize, max: usize) -> Result<()> {
+    if value > max {
+        return Err(ModelError::invalid(
+            name,
+            format!("{value} is more than the limit of {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds `fan_in x fan_out` weights (plus `fan_out` biases) to a running parameter count,
+/// checking each width against [`MAX_WIDTH`] and the total against [`MAX_PARAMETERS`], with
+/// checked arithmetic. `fan_in` may be a kernel-area multiple of channels.
+pub(crate) fn add_layer(
+    total: &mut u64,
+    name: &'static str,
+    fan_in: usize,
+    fan_out: usize,
+) -> Result<()> {
+    check_at_most(name, fan_out, MAX_WIDTH)?;
+    let layer = (fan_in as u64)
+        .checked_mul(fan_out as u64)
+        .and_then(|w| w.checked_add(fan_out as u64));
+    match layer.and_then(|l| total.checked_add(l)) {
+        Some(t) if t <= MAX_PARAMETERS => {
+            *total = t;
+            Ok(())
+        }
+        _ => Err(ModelError::invalid(
+            name,
+            format!("the model would have more than the limit of {MAX_PARAMETERS} parameters"),
+        )),
+    }
+}
+
+/// Checks that `[C, H, W]` has no zero dimension and none above [`MAX_IMAGE_SIDE`].
 pub(crate) fn check_input_shape(input_shape: [usize; 3]) -> Result<()> {
+    for d in input_shape {
+        check_at_most("input_shape", d, MAX_IMAGE_SIDE)?;
+    }
     if input_shape.contains(&0) {
         return Err(ModelError::invalid(
             "input_shape",
@@ -46,8 +98,9 @@ pub(crate) fn check_input_shape(input_shape: [usize; 3]) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `k >= 2`.
+/// Checks that `2 <= k <=` [`MAX_CLUSTERS`].
 pub(crate) fn check_num_clusters(k: usize) -> Result<()> {
+    check_at_most("num_clusters", k, MAX_CLUSTERS)?;
     if k < 2 {
         return Err(ModelError::invalid(
             "num_clusters",

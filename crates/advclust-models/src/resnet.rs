@@ -7,13 +7,13 @@
 //! There is no max-pool: small images keep their resolution in the first stage, as in the
 //! CIFAR variants of ResNet.
 
+use advclust_core::SeededRng;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::RngExt;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -105,6 +105,7 @@ impl ResNetConfig {
                 "every stage needs at least 1 block",
             ));
         }
+        self.parameter_count()?;
         // Resolution after the stem and the stride-2 stages (3x3 convs, padding 1).
         let mut hw = [input_shape[1], input_shape[2]];
         let downsamples = (self.stem_stride == 2) as usize + self.widths.len() - 1;
@@ -120,9 +121,43 @@ impl ResNetConfig {
         Ok(())
     }
 
+    /// Parameters of the backbone (convolutions and BatchNorm), computed with checked
+    /// arithmetic; every width, block count and the total are bounded ([`crate::MAX_WIDTH`],
+    /// [`crate::MAX_BLOCKS`], [`crate::MAX_PARAMETERS`]) so a hostile description fails here,
+    /// before anything is allocated.
+    pub fn parameter_count(&self) -> Result<u64> {
+        use crate::norm::{add_layer, check_at_most};
+        check_at_most("in_channels", self.in_channels, crate::MAX_IMAGE_SIDE)?;
+        check_at_most("widths", self.widths.len(), crate::MAX_BLOCKS)?;
+        let mut total = 0u64;
+        add_layer(
+            &mut total,
+            "stem_width",
+            self.in_channels * 9,
+            self.stem_width,
+        )?;
+        add_layer(&mut total, "stem_width", 1, self.stem_width)?;
+        let mut in_ch = self.stem_width;
+        for (&width, &n) in self.widths.iter().zip(&self.blocks) {
+            check_at_most("blocks", n, crate::MAX_BLOCKS)?;
+            for b in 0..n {
+                // Two 3x3 convolutions, two BatchNorms, and a 1x1 shortcut when the shape
+                // changes.
+                add_layer(&mut total, "widths", in_ch.saturating_mul(9), width)?;
+                add_layer(&mut total, "widths", width.saturating_mul(9), width)?;
+                add_layer(&mut total, "widths", 4, width)?;
+                if b == 0 && in_ch != width {
+                    add_layer(&mut total, "widths", in_ch, width)?;
+                }
+                in_ch = width;
+            }
+        }
+        Ok(total)
+    }
+
     /// Builds the backbone with weights drawn from `rng` (He-uniform convolutions, BatchNorm
     /// weight 1 and bias 0).
-    pub fn init(&self, rng: &mut StdRng, device: &Device) -> ResNet {
+    pub fn init(&self, rng: &mut SeededRng, device: &Device) -> ResNet {
         let stem = conv3x3(
             self.in_channels,
             self.stem_width,
@@ -166,7 +201,13 @@ pub struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn new(in_ch: usize, out_ch: usize, stride: usize, rng: &mut StdRng, device: &Device) -> Self {
+    fn new(
+        in_ch: usize,
+        out_ch: usize,
+        stride: usize,
+        rng: &mut SeededRng,
+        device: &Device,
+    ) -> Self {
         let shortcut = (stride != 1 || in_ch != out_ch).then(|| Projection {
             conv: conv(in_ch, out_ch, 1, stride, 0, rng, device),
             bn: batch_norm(out_ch, device),
@@ -230,7 +271,7 @@ impl MlpHead {
         d_in: usize,
         d_hidden: usize,
         d_out: usize,
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Self {
         MlpHead {
@@ -245,7 +286,7 @@ impl MlpHead {
     }
 }
 
-fn uniform(rng: &mut StdRng, n: usize, bound: f32) -> Vec<f32> {
+fn uniform(rng: &mut SeededRng, n: usize, bound: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-bound..bound)).collect()
 }
 
@@ -253,7 +294,7 @@ fn conv3x3(
     in_ch: usize,
     out_ch: usize,
     stride: usize,
-    rng: &mut StdRng,
+    rng: &mut SeededRng,
     device: &Device,
 ) -> Conv2d {
     conv(in_ch, out_ch, 3, stride, 1, rng, device)
@@ -266,7 +307,7 @@ fn conv(
     kernel: usize,
     stride: usize,
     pad: usize,
-    rng: &mut StdRng,
+    rng: &mut SeededRng,
     device: &Device,
 ) -> Conv2d {
     let mut c = Conv2dConfig::new([in_ch, out_ch], [kernel, kernel])
@@ -282,7 +323,7 @@ fn conv(
     c
 }
 
-pub(crate) fn linear(d_in: usize, d_out: usize, rng: &mut StdRng, device: &Device) -> Linear {
+pub(crate) fn linear(d_in: usize, d_out: usize, rng: &mut SeededRng, device: &Device) -> Linear {
     let mut l = LinearConfig::new(d_in, d_out).init(device);
     let bound = 1.0 / (d_in as f32).sqrt();
     let w = uniform(rng, d_in * d_out, bound);

@@ -2,7 +2,7 @@
 //! indices in, a loss out), an observer called after every epoch, an atomic [`Checkpointer`],
 //! and the stopping rules (epoch count, a diverged loss).
 //!
-//! The runner owns the loop: per epoch a `StdRng` derived from the seed and the epoch number
+//! The runner owns the loop: per epoch a `SeededRng` derived from the seed and the epoch number
 //! shuffles the indices and is handed to the step for its augmentations, so a run resumed from
 //! a checkpoint sees exactly the batches an uninterrupted run would. Incomplete last batches
 //! are dropped. Checkpoints are written to a temporary directory and renamed into place, so a
@@ -12,6 +12,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use advclust_core::SeededRng;
 use advclust_core::tensor_to_vec;
 use advclust_metrics::ClusteringScores;
 use burn::module::Module;
@@ -20,7 +21,6 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord}
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -202,7 +202,7 @@ pub trait TrainingStep<M> {
         &mut self,
         model: &M,
         batch: &[usize],
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Result<StepLoss>;
 
@@ -411,8 +411,11 @@ pub fn run_training<M: Module>(
     let mut resumed_after_epoch = None;
     if config.resume
         && let Some(ck) = &checkpointer
-        && let Some(dir) = ck.complete()
     {
+        // `--resume` with nothing to resume is an error, not a silent fresh start.
+        let dir = ck.complete().ok_or_else(|| ModelError::MissingCheckpoint {
+            path: ck.dir().to_path_buf(),
+        })?;
         let (m, o, state) = ck.load(model.clone(), &dir)?;
         if state.stage != stage || state.seed != config.seed || state.fingerprint != fingerprint {
             return Err(ModelError::ArchitectureMismatch {
@@ -576,12 +579,12 @@ fn epoch_line(stage: &str, r: &EpochLog, epochs: usize) -> String {
     line
 }
 
-/// The `StdRng` of epoch `epoch` of a run seeded with `seed` (SplitMix64 of both).
-pub fn epoch_rng(seed: u64, epoch: u64) -> StdRng {
+/// The `SeededRng` of epoch `epoch` of a run seeded with `seed` (SplitMix64 of both).
+pub fn epoch_rng(seed: u64, epoch: u64) -> SeededRng {
     let mut z = seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    StdRng::seed_from_u64(z ^ (z >> 31))
+    SeededRng::seed_from_u64(z ^ (z >> 31))
 }
 
 /// Gathers the images `idx` of a host batch into one contiguous `Vec` (NCHW).
@@ -599,7 +602,7 @@ pub fn two_views(
     images: &advclust_core::ImageBatch,
     idx: &[usize],
     augment: &crate::augment::AugmentConfig,
-    rng: &mut StdRng,
+    rng: &mut SeededRng,
     device: &Device,
 ) -> Result<Tensor<4>> {
     let [_, c, h, w] = images.dims();

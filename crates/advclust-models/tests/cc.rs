@@ -1,5 +1,6 @@
 //! Fast tests of the CC model, loss, augmentations, training loop and checkpoints.
 
+use advclust_core::SeededRng;
 use advclust_core::{
     ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle, ParamGuard,
 };
@@ -11,7 +12,6 @@ use advclust_models::{
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 fn device() -> Device {
@@ -23,7 +23,7 @@ fn tiny_config(shape: [usize; 3], k: usize) -> CcConfig {
 }
 
 fn random_images(n: usize, shape: [usize; 3], seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = SeededRng::seed_from_u64(seed);
     (0..n * shape.iter().product::<usize>())
         .map(|_| rng.random_range(0.0..1.0))
         .collect()
@@ -31,7 +31,7 @@ fn random_images(n: usize, shape: [usize; 3], seed: u64) -> Vec<f32> {
 
 /// A synthetic 2-class set: bright square top-left vs bottom-right, plus noise.
 fn synthetic(n: usize, seed: u64) -> (ImageBatch, Vec<usize>) {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = SeededRng::seed_from_u64(seed);
     let (h, w) = (12, 12);
     let mut data = Vec::with_capacity(n * h * w);
     let mut labels = Vec::with_capacity(n);
@@ -165,7 +165,7 @@ fn loss_parts_behave() {
 fn cc_loss_is_finite_and_decreases() {
     let dev = device().autodiff();
     let (images, _) = synthetic(16, 7);
-    let mut rng = StdRng::seed_from_u64(8);
+    let mut rng = SeededRng::seed_from_u64(8);
     let aug = AugmentConfig::grayscale();
     let mut views = augment_batch(images.data(), images.dims(), &aug, &mut rng).unwrap();
     views.extend(augment_batch(images.data(), images.dims(), &aug, &mut rng).unwrap());
@@ -207,6 +207,22 @@ fn same_seed_gives_identical_training() {
     assert_eq!(a, b);
     let (_, r3) = train_cc(&tiny_train_config(12), &images, Some(&labels), &dev).unwrap();
     assert_ne!(losses(&r1), losses(&r3));
+}
+
+#[test]
+fn resume_without_a_checkpoint_is_an_error() {
+    let (images, labels) = synthetic(32, 13);
+    let dir = std::env::temp_dir().join(format!("advclust-cc-noresume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = tiny_train_config(14);
+    cfg.run.checkpoint_dir = Some(dir.clone());
+    cfg.run.resume = true;
+    let err = train_cc(&cfg, &images, Some(&labels), &device()).unwrap_err();
+    assert!(
+        matches!(err, advclust_models::ModelError::MissingCheckpoint { .. }),
+        "{err}"
+    );
+    assert!(!dir.join(advclust_models::CHECKPOINT_SUBDIR).exists());
 }
 
 #[test]
@@ -402,9 +418,9 @@ fn augmentations_are_seeded_and_stay_in_range() {
         cfg.noise_std = 0.05;
         let dims = [6, shape[0], shape[1], shape[2]];
         let images = random_images(6, shape, 20);
-        let a = augment_batch(&images, dims, &cfg, &mut StdRng::seed_from_u64(21)).unwrap();
-        let b = augment_batch(&images, dims, &cfg, &mut StdRng::seed_from_u64(21)).unwrap();
-        let c = augment_batch(&images, dims, &cfg, &mut StdRng::seed_from_u64(22)).unwrap();
+        let a = augment_batch(&images, dims, &cfg, &mut SeededRng::seed_from_u64(21)).unwrap();
+        let b = augment_batch(&images, dims, &cfg, &mut SeededRng::seed_from_u64(21)).unwrap();
+        let c = augment_batch(&images, dims, &cfg, &mut SeededRng::seed_from_u64(22)).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.len(), images.len());
@@ -432,14 +448,14 @@ fn augmentations_are_seeded_and_stay_in_range() {
         &images,
         [2, 3, 8, 8],
         &identity,
-        &mut StdRng::seed_from_u64(0),
+        &mut SeededRng::seed_from_u64(0),
     )
     .unwrap();
     for (x, y) in images.iter().zip(&out) {
         assert!((x - y).abs() < 1e-5);
     }
     // Bad input is a typed error, not a panic.
-    let mut rng = StdRng::seed_from_u64(0);
+    let mut rng = SeededRng::seed_from_u64(0);
     assert!(augment_batch(&images, [3, 3, 8, 8], &identity, &mut rng).is_err());
     assert!(augment_batch(&[], [0, 3, 8, 8], &identity, &mut rng).is_err());
     let bad = AugmentConfig {

@@ -2,6 +2,7 @@
 //! dispatches on the recorded kind, the shared training runner (resume, atomic checkpoints,
 //! divergence) and their typed errors.
 
+use advclust_core::SeededRng;
 use advclust_core::{DifferentiableClusterModel, ImageBatch};
 use advclust_models::nnm::cluster_contrast;
 use advclust_models::runner::{EpochLog, RunConfig, StepLoss, TrainingStep, run_training};
@@ -13,7 +14,6 @@ use advclust_models::{
     mine_neighbors, train_nnm, train_pretext, train_scan, train_spice,
 };
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 fn device() -> Device {
@@ -28,7 +28,7 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 /// A synthetic 2-class set of 12 x 12 images: a bright square top-left or bottom-right, noise.
 fn synthetic(n: usize, seed: u64) -> (ImageBatch, Vec<usize>) {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = SeededRng::seed_from_u64(seed);
     let mut data = Vec::with_capacity(n * 144);
     let mut labels = Vec::with_capacity(n);
     for i in 0..n {
@@ -81,7 +81,7 @@ fn tiny_scan_config(seed: u64) -> ScanTrainConfig {
 #[test]
 fn neighbours_match_a_brute_force_search_and_lead_with_the_image_itself() {
     let (n, d, k) = (37, 5, 4);
-    let mut rng = StdRng::seed_from_u64(1);
+    let mut rng = SeededRng::seed_from_u64(1);
     let features: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let nb = mine_neighbors(&features, n, k, &device()).unwrap();
     let unit: Vec<Vec<f64>> = features
@@ -371,7 +371,7 @@ impl TrainingStep<ScanModel> for DivergingStep {
         &mut self,
         model: &ScanModel,
         batch: &[usize],
-        _: &mut StdRng,
+        _: &mut SeededRng,
         device: &Device,
     ) -> advclust_models::Result<StepLoss> {
         let epoch = self.calls / self.steps_per_epoch + 1;

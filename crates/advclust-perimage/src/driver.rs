@@ -8,12 +8,12 @@
 
 use std::time::Instant;
 
+use advclust_core::SeededRng;
 use advclust_core::{
     ClusterId, ClusterOracle, CoreError, ImageBatch, PerturbationNorms, QueryBudget, QueryLedger,
     ThreatModel, argmax_rows, derive_seed,
 };
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use crate::config::{Goal, PerImageSettings};
 use crate::error::{PerImageError, Result};
@@ -76,13 +76,13 @@ pub(crate) trait Search {
     /// Per-image state.
     type State;
     /// The state before the first proposal.
-    fn start(&self, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> Self::State;
+    fn start(&self, ctx: &ImageCtx<'_>, rng: &mut SeededRng) -> Self::State;
     /// The images to query next (empty: nothing left to try).
     fn propose(
         &self,
         state: &mut Self::State,
         ctx: &ImageCtx<'_>,
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
     ) -> Vec<Vec<f32>>;
     /// The losses of the last proposal, in its order.
     fn observe(&self, state: &mut Self::State, ctx: &ImageCtx<'_>, losses: &[f64]);
@@ -92,7 +92,7 @@ pub(crate) trait Search {
 struct Track<S> {
     index: usize,
     state: S,
-    rng: StdRng,
+    rng: SeededRng,
     queries: u64,
     best: Vec<f32>,
     best_key: (bool, f64),
@@ -294,7 +294,7 @@ impl Run<'_> {
         let threat = settings.threat;
         let mut active: Vec<Track<S::State>> = Vec::with_capacity(range.len());
         for i in range {
-            let mut rng = StdRng::seed_from_u64(derive_seed(settings.seed, i as u64));
+            let mut rng = SeededRng::seed_from_u64(derive_seed(settings.seed, i as u64));
             let ctx = known.ctx(i, shape, threat);
             let state = search.start(&ctx, &mut rng);
             let clean_label = known.labels[i];

@@ -1,6 +1,7 @@
 //! Budgets, reproducibility, batching, snapshots and errors of every per-image method, on a
 //! seeded linear-softmax clustering oracle (no data needed).
 
+use advclust_core::SeededRng;
 use advclust_core::{
     Budgeted, ClusterOracle, CoreError, ImageBatch, Memberships, NormKind, ParamGuard, QueryBudget,
     ThreatModel, ValueBox, derive_seed, standard_normal,
@@ -10,7 +11,6 @@ use advclust_perimage::{
     attack_images,
 };
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 const SHAPE: [usize; 3] = [1, 10, 10];
 const K: usize = 3;
@@ -24,7 +24,7 @@ struct Linear {
 impl Linear {
     fn new(seed: u64) -> Self {
         let [_, h, w] = SHAPE;
-        let coefficients = standard_normal(&mut StdRng::seed_from_u64(seed), K * 9);
+        let coefficients = standard_normal(&mut SeededRng::seed_from_u64(seed), K * 9);
         let mut weights = Vec::with_capacity(K * h * w);
         for c in 0..K {
             for i in 0..h {
@@ -111,7 +111,7 @@ impl Linear {
     /// beyond any attack of radius 0.1, others easy.
     fn structured(&self, n: usize, seed: u64) -> ImageBatch {
         let d: usize = SHAPE.iter().product();
-        let mut rng = StdRng::seed_from_u64(derive_seed(seed, 98));
+        let mut rng = SeededRng::seed_from_u64(derive_seed(seed, 98));
         let noise = standard_normal(&mut rng, n * d);
         let lean = standard_normal(&mut rng, n);
         let mut data = Vec::with_capacity(n * d);
@@ -130,7 +130,7 @@ impl Linear {
 
 fn images(n: usize, seed: u64) -> ImageBatch {
     let d: usize = SHAPE.iter().product();
-    let mut rng = StdRng::seed_from_u64(derive_seed(seed, 99));
+    let mut rng = SeededRng::seed_from_u64(derive_seed(seed, 99));
     let data = standard_normal(&mut rng, n * d)
         .into_iter()
         .map(|v| (0.5 + 0.15 * v).clamp(0.0, 1.0))

@@ -258,7 +258,8 @@ impl Canvas {
         root.present().map_err(|e| fail(&e))
     }
 
-    /// Encodes the canvas as PNG at `path`.
+    /// Encodes the canvas as PNG and writes it to `path` atomically (temporary file, sync,
+    /// rename: a figure is never left half-written).
     fn save(self, path: &Path) -> Result<(), FigureError> {
         let image = RgbImage::from_raw(self.width, self.height, self.pixels).ok_or_else(|| {
             FigureError::Draw {
@@ -266,12 +267,17 @@ impl Canvas {
                 message: "canvas buffer does not match its size".into(),
             }
         })?;
+        let mut png = std::io::Cursor::new(Vec::new());
         image
-            .save_with_format(path, ImageFormat::Png)
+            .write_to(&mut png, ImageFormat::Png)
             .map_err(|source| FigureError::Write {
                 path: path.to_path_buf(),
                 source,
-            })
+            })?;
+        advclust_core::write_atomic(path, png.get_ref()).map_err(|e| FigureError::Write {
+            path: path.to_path_buf(),
+            source: image::ImageError::IoError(e),
+        })
     }
 }
 

@@ -56,7 +56,7 @@ impl<'a> Iterator for Batches<'a> {
             return None;
         }
         let start = self.pos;
-        let stop = (start + self.batch_size).min(self.end);
+        let stop = start.saturating_add(self.batch_size).min(self.end);
         self.pos = stop;
         let d = self.data;
         let il = d.image_len();

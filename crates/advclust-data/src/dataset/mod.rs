@@ -5,7 +5,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 
 use crate::DataError;
-use crate::util::{par_items, u8_to_f32_table};
+use crate::util::{par_items, try_with_capacity, try_zeroed_f32, u8_to_f32_table};
 
 mod batches;
 mod stats;
@@ -59,7 +59,8 @@ impl Dataset {
     /// Builds a dataset from NCHW pixel values, `dims = [n, c, h, w]`, labels
     /// and class names.
     ///
-    /// Errors if `c`, `h` or `w` is zero, if `images.len() != n*c*h*w`, if
+    /// Errors if `c`, `h` or `w` is zero, if `c*h*w` overflows, if
+    /// `images.len() != n*c*h*w`, if
     /// there are not `n` labels, or if a label is `>= class_names.len()`.
     /// Values are not range-checked (readers produce `[0, 1]`).
     pub fn new(
@@ -72,6 +73,12 @@ impl Dataset {
         if c == 0 || h == 0 || w == 0 {
             return Err(DataError::InvalidArgument(format!(
                 "image dims must be positive, got c={c} h={h} w={w}"
+            )));
+        }
+        // Checked on its own so `image_len` cannot overflow even when n = 0.
+        if c.checked_mul(h).and_then(|x| x.checked_mul(w)).is_none() {
+            return Err(DataError::InvalidArgument(format!(
+                "image dims c={c} h={h} w={w} overflow usize"
             )));
         }
         match checked_len(dims) {
@@ -251,12 +258,31 @@ impl Dataset {
                 self.n
             )));
         }
-        Ok(self.gather(indices))
+        let images = self.alloc_images(indices.len(), "subset")?;
+        Ok(self.gather_into(images, indices))
     }
 
+    /// Room for `count` images, or an error instead of an abort when that
+    /// overflows or cannot be allocated.
+    fn alloc_images(&self, count: usize, what: &str) -> Result<Vec<f32>, DataError> {
+        let len = count.checked_mul(self.image_len()).ok_or_else(|| {
+            DataError::InvalidArgument(format!(
+                "{what} of {count} images of {} values overflows usize",
+                self.image_len()
+            ))
+        })?;
+        try_with_capacity(len, || format!("{what} of {count} images"))
+    }
+
+    /// `indices` must be in range and at most `len()` long (or come with
+    /// `images` already allocated by [`Dataset::alloc_images`]).
     fn gather(&self, indices: &[usize]) -> Self {
+        let images = Vec::with_capacity(indices.len() * self.image_len());
+        self.gather_into(images, indices)
+    }
+
+    fn gather_into(&self, mut images: Vec<f32>, indices: &[usize]) -> Self {
         let il = self.image_len();
-        let mut images = Vec::with_capacity(indices.len() * il);
         for &i in indices {
             images.extend_from_slice(&self.images[i * il..(i + 1) * il]);
         }
@@ -334,20 +360,23 @@ impl Dataset {
     /// Iterates over consecutive batches of `batch_size` images in dataset
     /// order; a final smaller batch is kept or dropped according to `last`.
     ///
-    /// # Panics
-    /// If `batch_size == 0`.
-    pub fn batches(&self, batch_size: usize, last: LastBatch) -> Batches<'_> {
-        assert!(batch_size > 0, "batch size must be positive");
+    /// Errors ([`DataError::InvalidArgument`]) if `batch_size == 0`.
+    pub fn batches(&self, batch_size: usize, last: LastBatch) -> Result<Batches<'_>, DataError> {
+        if batch_size == 0 {
+            return Err(DataError::InvalidArgument(
+                "batch size must be positive, got 0".into(),
+            ));
+        }
         let end = match last {
             LastBatch::Keep => self.n,
             LastBatch::Drop => self.n - self.n % batch_size,
         };
-        Batches {
+        Ok(Batches {
             data: self,
             batch_size,
             pos: 0,
             end,
-        }
+        })
     }
 
     /// Bilinear resize of every image to `height x width`.
@@ -355,7 +384,8 @@ impl Dataset {
     /// Uses half-pixel centres with edge clamping (the convention of
     /// PyTorch's `interpolate(mode="bilinear", align_corners=False)` and of
     /// OpenCV), without anti-aliasing, so strong down-scaling may alias.
-    /// Returns a copy when the size is unchanged. Errors on a zero size.
+    /// Returns a copy when the size is unchanged. Errors on a zero size, or
+    /// on a target too large to allocate.
     pub fn resize(&self, height: usize, width: usize) -> Result<Self, DataError> {
         if height == 0 || width == 0 {
             return Err(DataError::InvalidArgument(format!(
@@ -365,12 +395,17 @@ impl Dataset {
         if (height, width) == (self.h, self.w) {
             return Ok(self.clone());
         }
-        let xs = interp_weights(self.w, width);
-        let ys = interp_weights(self.h, height);
+        let too_big = || format!("resize of {} images to {height}x{width}", self.n);
+        let overflow = || DataError::InvalidArgument(format!("{} overflows usize", too_big()));
+        let dst_plane = height.checked_mul(width).ok_or_else(overflow)?;
+        let total = (self.n * self.c)
+            .checked_mul(dst_plane)
+            .ok_or_else(overflow)?;
+        let mut out = try_zeroed_f32(total, too_big)?;
+        let xs = interp_weights(self.w, width, too_big)?;
+        let ys = interp_weights(self.h, height, too_big)?;
         let (sh, sw) = (self.h, self.w);
         let src_plane = sh * sw;
-        let dst_plane = height * width;
-        let mut out = vec![0f32; self.n * self.c * dst_plane];
         let src = &self.images;
         par_items(&mut out, dst_plane, 256, |p, dst| {
             let plane = &src[p * src_plane..(p + 1) * src_plane];
@@ -511,21 +546,26 @@ impl Dataset {
 
 /// For each output coordinate: the two source coordinates and the weight
 /// of the second, with half-pixel centres and edge clamping.
-fn interp_weights(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
+/// Errors instead of aborting if the table cannot be allocated.
+fn interp_weights(
+    src: usize,
+    dst: usize,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<(usize, usize, f32)>, DataError> {
     let scale = src as f64 / dst as f64;
-    (0..dst)
-        .map(|o| {
-            let s = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
-            let i0 = (s.floor() as usize).min(src - 1);
-            let i1 = (i0 + 1).min(src - 1);
-            let f = if i1 == i0 {
-                0.0
-            } else {
-                (s - i0 as f64) as f32
-            };
-            (i0, i1, f)
-        })
-        .collect()
+    let mut table = try_with_capacity(dst, what)?;
+    table.extend((0..dst).map(|o| {
+        let s = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (s.floor() as usize).min(src - 1);
+        let i1 = (i0 + 1).min(src - 1);
+        let f = if i1 == i0 {
+            0.0
+        } else {
+            (s - i0 as f64) as f32
+        };
+        (i0, i1, f)
+    }));
+    Ok(table)
 }
 
 impl Dataset {
@@ -541,7 +581,7 @@ impl Dataset {
 
     /// The images at `indices` as an [`advclust_core::ImageBatch`] in `[0, 1]`.
     pub fn image_batch(&self, indices: &[usize]) -> Result<advclust_core::ImageBatch, DataError> {
-        let mut data = Vec::with_capacity(indices.len() * self.image_len());
+        let mut data = self.alloc_images(indices.len(), "image batch")?;
         for &i in indices {
             if i >= self.len() {
                 return Err(DataError::InvalidArgument(format!(

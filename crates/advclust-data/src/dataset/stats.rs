@@ -60,7 +60,8 @@ impl ChannelStats {
     fn check_layout(&self, len: usize, hw: usize) -> Result<(), DataError> {
         self.check()?;
         let c = self.channels();
-        if hw == 0 || !len.is_multiple_of(c * hw) {
+        let image_len = c.checked_mul(hw).unwrap_or(0);
+        if image_len == 0 || !len.is_multiple_of(image_len) {
             return Err(DataError::InvalidArgument(format!(
                 "a slice of {len} values is not a whole number of {c} x {hw} images"
             )));

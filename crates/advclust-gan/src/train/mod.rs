@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
+use advclust_core::SeededRng;
 use advclust_core::{
     Budgeted, ClusterId, ClusterOracle, CoreError, DifferentiableClusterModel, ImageBatch,
     ModelOracle, NormKind, QueryBudget, QueryCounts, QueryLedger, ThreatModel, ValueBox,
@@ -13,7 +14,6 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::attack::{GeneratorSnapshot, TrainedAttack};

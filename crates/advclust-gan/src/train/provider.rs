@@ -177,7 +177,7 @@ pub(super) struct QueryProvider<'a> {
     /// The previous estimate of every training image (`[n_train * d]`, zeros until visited);
     /// allocated on first use, only with a momentum.
     pub(super) prior: Vec<f32>,
-    pub(super) rng: StdRng,
+    pub(super) rng: SeededRng,
 }
 
 impl QueryProvider<'_> {

@@ -184,7 +184,7 @@ impl<'a> AttackTrainer<'a> {
             tile: self.config.direction_tile,
             momentum: self.config.estimate_momentum,
             prior: Vec::new(),
-            rng: StdRng::seed_from_u64(derive_seed(self.config.seed, STREAM_ESTIMATOR)),
+            rng: SeededRng::seed_from_u64(derive_seed(self.config.seed, STREAM_ESTIMATOR)),
         };
         self.run(provider, train)
     }
@@ -295,7 +295,7 @@ impl<'a> AttackTrainer<'a> {
         let steps_per_epoch = n.div_ceil(bs);
         let max_epochs = cfg.stopping.max_epochs();
         let mut order: Vec<usize> = (0..n).collect();
-        let mut shuffle_rng = StdRng::seed_from_u64(derive_seed(cfg.seed, STREAM_SHUFFLE));
+        let mut shuffle_rng = SeededRng::seed_from_u64(derive_seed(cfg.seed, STREAM_SHUFFLE));
         let mut plateau = Plateau {
             best: None,
             stalled: 0,

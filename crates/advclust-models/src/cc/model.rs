@@ -1,16 +1,17 @@
 //! CC (Contrastive Clustering, Li et al., AAAI 2021): backbone, instance head, cluster head.
 
+use advclust_core::SeededRng;
 use advclust_core::{DifferentiableClusterModel, ParamGuard};
 use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::norm::{
-    check_input_shape, check_normalization, check_num_clusters, l2_normalize_rows, normalize,
+    add_layer, check_input_shape, check_normalization, check_num_clusters, l2_normalize_rows,
+    normalize,
 };
 use crate::resnet::{MlpHead, ResNet, ResNetConfig};
 use crate::victim::{ClusterModelExt, TrainingSummary, VictimKind, VictimModel};
@@ -78,6 +79,22 @@ impl CcConfig {
             ));
         }
         check_normalization(&self.mean, &self.std, self.input_shape[0])?;
+        let mut total = self.backbone.parameter_count()?;
+        let f = self.backbone.feature_dim();
+        add_layer(&mut total, "head_hidden", f, self.head_hidden)?;
+        add_layer(
+            &mut total,
+            "instance_dim",
+            self.head_hidden,
+            self.instance_dim,
+        )?;
+        add_layer(&mut total, "head_hidden", f, self.head_hidden)?;
+        add_layer(
+            &mut total,
+            "num_clusters",
+            self.head_hidden,
+            self.num_clusters,
+        )?;
         self.backbone.validate(self.input_shape)
     }
 }
@@ -111,11 +128,11 @@ pub struct CcModel {
 }
 
 impl CcModel {
-    /// A freshly initialised model (weights drawn from a `StdRng` seeded with `seed`, so the
+    /// A freshly initialised model (weights drawn from a `SeededRng` seeded with `seed`, so the
     /// same seed gives the same model on every backend).
     pub fn new(config: &CcConfig, seed: u64, device: &Device) -> Result<Self> {
         let config = config.check_ref()?.clone();
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = SeededRng::seed_from_u64(seed);
         let feat = config.backbone.feature_dim();
         let backbone = config.backbone.init(&mut rng, device);
         let instance_head = MlpHead::new(

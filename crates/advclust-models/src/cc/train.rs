@@ -1,10 +1,10 @@
 //! Seeded CC training on a host image set: augment, contrast, step, evaluate, checkpoint.
 
+use advclust_core::SeededRng;
 use advclust_core::{ImageBatch, ParamGuard, ValueBox};
 use advclust_metrics::ClusteringScores;
 use burn::module::Module;
 use burn::tensor::Device;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::AugmentConfig;
@@ -174,7 +174,7 @@ impl TrainingStep<CcModel> for CcStep<'_> {
         &mut self,
         model: &CcModel,
         batch: &[usize],
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Result<StepLoss> {
         let b = batch.len();
@@ -234,7 +234,7 @@ impl EpochRecord {
 /// Trains a CC model, calling `on_epoch` after every epoch.
 ///
 /// Runs on the shared [`crate::runner`] on `device` with autodiff (added if `device` lacks it).
-/// Every random choice comes from `config.run.seed`: the initial weights, and per epoch a `StdRng`
+/// Every random choice comes from `config.run.seed`: the initial weights, and per epoch a `SeededRng`
 /// derived from the seed and the epoch number for the shuffle and the augmentations (so a
 /// resumed run sees the same batches). Incomplete last batches are dropped.
 pub fn train_cc_with(

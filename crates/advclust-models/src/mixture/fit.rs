@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
+use advclust_core::SeededRng;
 use advclust_core::{CoreError, ImageBatch, ParamGuard};
 use advclust_metrics::ClusteringScores;
 use burn::tensor::Device;
-use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -163,7 +163,7 @@ pub fn fit_mixture_flat(
         });
     }
     check_finite("images", data.iter().map(|&v| f64::from(v)))?;
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = SeededRng::seed_from_u64(seed);
 
     let pca = pca(
         data,
@@ -269,7 +269,7 @@ fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
 
 /// Greedy k-means++ (as scikit-learn): each new centre is the best of `2 + ln k` candidates
 /// drawn with probability proportional to the squared distance to the nearest centre.
-fn kmeans_plus_plus(z: &[f64], q: usize, k: usize, rng: &mut StdRng) -> Vec<f64> {
+fn kmeans_plus_plus(z: &[f64], q: usize, k: usize, rng: &mut SeededRng) -> Vec<f64> {
     let n = z.len() / q;
     let row = |i: usize| &z[i * q..(i + 1) * q];
     let trials = 2 + (k as f64).ln() as usize;

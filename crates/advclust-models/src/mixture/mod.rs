@@ -43,7 +43,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::norm::{check_input_shape, check_num_clusters};
+use crate::norm::{add_layer, check_input_shape, check_num_clusters};
 use crate::victim::{ClusterModelExt, TrainingSummary, VictimKind, VictimModel};
 
 pub use fit::{
@@ -125,6 +125,15 @@ impl MixtureConfig {
                 ),
             ));
         }
+        // PCA basis d x q, centres and precisions k x q (plus the means and weights).
+        let mut total = 0u64;
+        add_layer(&mut total, "components", d, self.components)?;
+        add_layer(
+            &mut total,
+            "num_clusters",
+            2 * self.components,
+            self.num_clusters,
+        )?;
         Ok(())
     }
 }

@@ -1,9 +1,9 @@
 //! Fitting, memberships, determinism, save / load, gradients and errors of the mixture victims,
 //! on three Gaussian blobs of 1 x 8 x 8 images.
 
+use advclust_core::SeededRng;
 use advclust_core::{DifferentiableClusterModel, ImageBatch, ParamGuard};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::*;
@@ -17,7 +17,7 @@ fn device() -> Device {
 
 /// `n` images of three blobs: a bright band of rows 0-2, 3-5 or 6-7 over noise of +-0.1.
 fn blobs(n: usize, seed: u64) -> (ImageBatch, Vec<usize>) {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = SeededRng::seed_from_u64(seed);
     let mut data = Vec::with_capacity(n * 64);
     let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
     for &label in &labels {

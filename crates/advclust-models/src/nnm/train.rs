@@ -2,12 +2,12 @@
 //! shared runner whose step combines the mined, in-batch and global neighbours (see the module
 //! docs of [`crate::nnm`]), and head selection by SCAN's unsupervised loss.
 
+use advclust_core::SeededRng;
 use advclust_core::{ImageBatch, tensor_to_vec};
 use advclust_metrics::ClusteringScores;
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentConfig, augment_batch};
@@ -233,7 +233,7 @@ impl TrainingStep<ScanModel> for NnmStep<'_> {
         &mut self,
         model: &ScanModel,
         batch: &[usize],
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Result<StepLoss> {
         let [_, c, h, w] = self.images.dims();

@@ -12,18 +12,20 @@ pub mod neighbors;
 
 use std::path::Path;
 
+use advclust_core::SeededRng;
 use advclust_core::{ImageBatch, ParamGuard, ValueBox};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{self, DESCRIPTION_FILE};
 use crate::augment::AugmentConfig;
 use crate::cc::loss::nt_xent;
 use crate::error::{ModelError, Result};
-use crate::norm::{check_input_shape, check_normalization, l2_normalize_rows, normalize};
+use crate::norm::{
+    add_layer, check_input_shape, check_normalization, l2_normalize_rows, normalize,
+};
 use crate::resnet::{MlpHead, ResNet, ResNetConfig};
 use crate::runner::{
     Evaluation, RunConfig, RunReport, StepLoss, TrainingStep, run_training, two_views,
@@ -77,6 +79,15 @@ impl SimClrConfig {
             ));
         }
         check_normalization(&self.mean, &self.std, self.input_shape[0])?;
+        let mut total = self.backbone.parameter_count()?;
+        let f = self.backbone.feature_dim();
+        add_layer(&mut total, "head_hidden", f, self.head_hidden)?;
+        add_layer(
+            &mut total,
+            "embedding_dim",
+            self.head_hidden,
+            self.embedding_dim,
+        )?;
         self.backbone.validate(self.input_shape)
     }
 }
@@ -93,10 +104,10 @@ pub struct SimClrModel {
 }
 
 impl SimClrModel {
-    /// A freshly initialised model (weights from a `StdRng` seeded with `seed`).
+    /// A freshly initialised model (weights from a `SeededRng` seeded with `seed`).
     pub fn new(config: &SimClrConfig, seed: u64, device: &Device) -> Result<Self> {
         let config = config.check_ref()?.clone();
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = SeededRng::seed_from_u64(seed);
         let backbone = config.backbone.init(&mut rng, device);
         let head = MlpHead::new(
             config.backbone.feature_dim(),
@@ -370,7 +381,7 @@ impl TrainingStep<SimClrModel> for SimClrStep<'_> {
         &mut self,
         model: &SimClrModel,
         batch: &[usize],
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Result<StepLoss> {
         let b = batch.len();

@@ -1,9 +1,9 @@
 //! Exact nearest-neighbour mining by cosine similarity, in blocks so that memory stays
 //! `O(block * n)` (a 60,000-image set never builds the 60,000 x 60,000 matrix).
 
+use advclust_core::SeededRng;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::RngExt;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -64,7 +64,7 @@ impl Neighbors {
 
     /// One partner per image of `batch`, drawn uniformly from its row (the image itself
     /// included, as SCAN draws from its k + 1 stored indices).
-    pub fn random_partners(&self, batch: &[usize], rng: &mut StdRng) -> Vec<usize> {
+    pub fn random_partners(&self, batch: &[usize], rng: &mut SeededRng) -> Vec<usize> {
         batch
             .iter()
             .map(|&i| {

@@ -1,12 +1,12 @@
 //! What SCAN and NNM share: a heads model started from the pretext, the settings check, and
 //! head selection by the unsupervised SCAN loss.
 
+use advclust_core::SeededRng;
 use advclust_core::{ImageBatch, tensor_to_vec};
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use crate::error::{ModelError, Result};
 use crate::pretext::{Neighbors, Pretext, check_images};
@@ -94,7 +94,7 @@ pub(crate) fn heads_from_pretext(
         std: pc.std.clone(),
     };
     config.validate()?;
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = SeededRng::seed_from_u64(seed);
     let backbone = crate::artifact::load_weights(
         config.backbone.init(&mut rng, device),
         crate::artifact::weights_bytes(pretext.model.backbone())?,

@@ -9,17 +9,19 @@
 pub(crate) mod heads;
 pub mod train;
 
+use advclust_core::SeededRng;
 use advclust_core::{DifferentiableClusterModel, ParamGuard};
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::norm::{check_input_shape, check_normalization, check_num_clusters, normalize};
+use crate::norm::{
+    add_layer, check_input_shape, check_normalization, check_num_clusters, normalize,
+};
 use crate::resnet::{ResNet, ResNetConfig, linear};
 use crate::victim::{TrainingSummary, VictimKind, VictimModel};
 
@@ -67,6 +69,15 @@ impl ScanConfig {
             ));
         }
         check_normalization(&self.mean, &self.std, self.input_shape[0])?;
+        let mut total = self.backbone.parameter_count()?;
+        for _ in 0..self.num_heads {
+            add_layer(
+                &mut total,
+                "num_clusters",
+                self.backbone.feature_dim(),
+                self.num_clusters,
+            )?;
+        }
         self.backbone.validate(self.input_shape)
     }
 }
@@ -85,10 +96,10 @@ pub struct ScanModel {
 }
 
 impl ScanModel {
-    /// A model with a fresh backbone and heads (weights from a `StdRng` seeded with `seed`).
+    /// A model with a fresh backbone and heads (weights from a `SeededRng` seeded with `seed`).
     pub fn new(config: &ScanConfig, seed: u64, device: &Device) -> Result<Self> {
         let config = config.check_ref()?.clone();
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = SeededRng::seed_from_u64(seed);
         let backbone = config.backbone.init(&mut rng, device);
         Ok(Self::with_backbone(backbone, config, &mut rng, device))
     }
@@ -97,7 +108,7 @@ impl ScanModel {
     pub(crate) fn with_backbone(
         backbone: ResNet,
         config: ScanConfig,
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Self {
         let d = config.backbone.feature_dim();

@@ -1,12 +1,12 @@
 //! SCAN training: the SCAN stage (neighbour consistency + entropy, every head), head selection
 //! by the unsupervised loss, and the self-labelling stage, each a step on the shared runner.
 
+use advclust_core::SeededRng;
 use advclust_core::{ImageBatch, argmax_rows, tensor_to_vec};
 use advclust_metrics::ClusteringScores;
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentConfig, augment_batch};
@@ -161,7 +161,7 @@ impl TrainingStep<ScanModel> for ScanStep<'_> {
         &mut self,
         model: &ScanModel,
         batch: &[usize],
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Result<StepLoss> {
         let [_, c, h, w] = self.images.dims();
@@ -229,7 +229,7 @@ impl TrainingStep<ScanModel> for SelfLabelStep<'_> {
         &mut self,
         model: &ScanModel,
         batch: &[usize],
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Result<StepLoss> {
         let [_, c, h, w] = self.images.dims();

@@ -14,16 +14,18 @@ pub mod reliable;
 pub mod semi;
 pub mod train;
 
+use advclust_core::SeededRng;
 use advclust_core::{DifferentiableClusterModel, ParamGuard};
 use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::norm::{check_input_shape, check_normalization, check_num_clusters, normalize};
+use crate::norm::{
+    add_layer, check_input_shape, check_normalization, check_num_clusters, normalize,
+};
 use crate::resnet::{MlpHead, ResNet, ResNetConfig};
 use crate::scan::MAX_HEADS;
 use crate::victim::{TrainingSummary, VictimKind, VictimModel};
@@ -87,6 +89,16 @@ impl SpiceConfig {
             return Err(ModelError::invalid("hidden", "must be in 1..=4096"));
         }
         check_normalization(&self.mean, &self.std, self.input_shape[0])?;
+        let mut total = self.backbone.parameter_count()?;
+        for _ in 0..self.num_heads {
+            add_layer(
+                &mut total,
+                "hidden",
+                self.backbone.feature_dim(),
+                self.hidden,
+            )?;
+            add_layer(&mut total, "num_clusters", self.hidden, self.num_clusters)?;
+        }
         self.backbone.validate(self.input_shape)
     }
 }
@@ -106,7 +118,7 @@ impl SpiceHeads {
         hidden: usize,
         k: usize,
         num_heads: usize,
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Self {
         SpiceHeads {
@@ -149,10 +161,10 @@ pub struct SpiceModel {
 }
 
 impl SpiceModel {
-    /// A model with fresh weights drawn from a `StdRng` seeded with `seed`.
+    /// A model with fresh weights drawn from a `SeededRng` seeded with `seed`.
     pub fn new(config: &SpiceConfig, seed: u64, device: &Device) -> Result<Self> {
         let config = config.check_ref()?.clone();
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = SeededRng::seed_from_u64(seed);
         let backbone = config.backbone.init(&mut rng, device);
         let heads = SpiceHeads::new(
             config.backbone.feature_dim(),

@@ -5,11 +5,11 @@
 //! prototype, and the `n / k` images nearest that prototype are labelled with the cluster. The
 //! epoch then trains each head on its own labelled set, strongly augmented, `repeats` times.
 
+use advclust_core::SeededRng;
 use advclust_core::{ImageBatch, tensor_to_vec};
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentConfig, augment_batch};
@@ -268,7 +268,7 @@ impl TrainingStep<SpiceHeads> for PrototypeStep<'_> {
         &mut self,
         heads: &SpiceHeads,
         batch: &[usize],
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Result<StepLoss> {
         let [_, c, h, w] = self.images.dims();

@@ -2,9 +2,9 @@
 //! their nearest neighbours in embedding space, balanced across clusters; they label the
 //! SPICE-Semi stage.
 
+use advclust_core::SeededRng;
 use burn::tensor::Device;
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -111,7 +111,7 @@ pub fn reliable_samples(
             ),
         ));
     }
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = SeededRng::seed_from_u64(seed);
     let mut chosen: Vec<(usize, usize)> = Vec::with_capacity(keep * k);
     for (c, mut members) in by_cluster.into_iter().enumerate() {
         members.shuffle(&mut rng);

@@ -3,11 +3,11 @@
 //! the labelled cross-entropy plus `lambda_u` times the cross-entropy of the strongly augmented
 //! unlabelled images against the predictions on their weak views, where those are confident.
 
+use advclust_core::SeededRng;
 use advclust_core::{ImageBatch, argmax_rows, tensor_to_vec};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::RngExt;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentConfig, augment_batch};
@@ -70,7 +70,7 @@ impl TrainingStep<SpiceModel> for SemiStep<'_> {
         &mut self,
         model: &SpiceModel,
         batch: &[usize],
-        rng: &mut StdRng,
+        rng: &mut SeededRng,
         device: &Device,
     ) -> Result<StepLoss> {
         let [_, c, h, w] = self.images.dims();

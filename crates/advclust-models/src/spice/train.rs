@@ -2,11 +2,11 @@
 //! pseudo-label loss, the reliable images, then (optionally) SPICE-Semi.
 
 use advclust_core::ImageBatch;
+use advclust_core::SeededRng;
 use advclust_metrics::ClusteringScores;
 use burn::module::Module;
 use burn::tensor::Device;
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::AugmentConfig;
@@ -195,7 +195,7 @@ pub fn train_spice(
     // SPICE-Self: the heads alone are trained.
     let proto = &config.prototype;
     let self_device = proto.run.training_device(device);
-    let mut rng = StdRng::seed_from_u64(proto.run.seed);
+    let mut rng = SeededRng::seed_from_u64(proto.run.seed);
     let heads = SpiceHeads::new(d, d, k, config.num_heads, &mut rng, &self_device);
     let mut step = PrototypeStep {
         images,

@@ -1,6 +1,6 @@
 //! SimBA: greedy coordinate search along an orthonormal basis, pixels or low-frequency DCT.
 
-use rand::rngs::StdRng;
+use advclust_core::SeededRng;
 use rand::seq::SliceRandom;
 
 use crate::config::SimbaBasis;
@@ -63,7 +63,7 @@ impl Simba {
     }
 
     /// The search order over basis indices `c * H * W + u * W + v`.
-    fn order(&self, rng: &mut StdRng) -> Vec<usize> {
+    fn order(&self, rng: &mut SeededRng) -> Vec<usize> {
         let [c, h, w] = self.shape;
         let mut all: Vec<usize> = (0..c * h * w).collect();
         match self.basis {
@@ -120,7 +120,7 @@ impl Simba {
 impl Search for Simba {
     type State = SimbaState;
 
-    fn start(&self, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> SimbaState {
+    fn start(&self, ctx: &ImageCtx<'_>, rng: &mut SeededRng) -> SimbaState {
         SimbaState {
             order: self.order(rng),
             position: 0,
@@ -132,7 +132,12 @@ impl Search for Simba {
         }
     }
 
-    fn propose(&self, st: &mut SimbaState, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> Vec<Vec<f32>> {
+    fn propose(
+        &self,
+        st: &mut SimbaState,
+        ctx: &ImageCtx<'_>,
+        rng: &mut SeededRng,
+    ) -> Vec<Vec<f32>> {
         // Skip candidates the projection leaves unchanged (a pixel already at the bound):
         // they would cost a query and tell nothing. After a pass over the whole basis that
         // improved the loss, a new pass (in a new order) starts; a pass that improved
@@ -210,7 +215,7 @@ mod tests {
             0.2,
             [2, 8, 8],
         );
-        let order = s.order(&mut StdRng::seed_from_u64(0));
+        let order = s.order(&mut SeededRng::seed_from_u64(0));
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..128).collect::<Vec<_>>());

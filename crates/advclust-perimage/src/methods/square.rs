@@ -1,8 +1,8 @@
 //! Square Attack: random search over square windows, one query per iteration.
 
 use advclust_core::NormKind;
+use advclust_core::SeededRng;
 use rand::RngExt;
-use rand::rngs::StdRng;
 
 use crate::driver::{ImageCtx, Search};
 use crate::methods::random_sign;
@@ -52,7 +52,7 @@ impl Square {
 
 /// A centred, unit-norm `s x s` bump (weights falling with the Chebyshev distance from the
 /// centre), with one half negated half the time.
-fn bump(s: usize, rng: &mut StdRng) -> Vec<f32> {
+fn bump(s: usize, rng: &mut SeededRng) -> Vec<f32> {
     let c = (s as f32 - 1.0) / 2.0;
     let mut out = Vec::with_capacity(s * s);
     for i in 0..s {
@@ -88,7 +88,7 @@ fn window_indices(
 }
 
 impl Square {
-    fn init_linf(&self, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> Vec<f32> {
+    fn init_linf(&self, ctx: &ImageCtx<'_>, rng: &mut SeededRng) -> Vec<f32> {
         // Vertical stripes of +-eps, one sign per channel and column.
         let [c, h, w] = ctx.shape;
         let eps = ctx.threat.epsilon();
@@ -104,7 +104,7 @@ impl Square {
         delta
     }
 
-    fn init_l2(&self, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> Vec<f32> {
+    fn init_l2(&self, ctx: &ImageCtx<'_>, rng: &mut SeededRng) -> Vec<f32> {
         // A grid of bumps with random signs per channel, scaled to the radius.
         let [c, h, w] = ctx.shape;
         let tile = (h.min(w) / 5).max(1);
@@ -125,7 +125,7 @@ impl Square {
         delta
     }
 
-    fn step_linf(&self, st: &SquareState, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> Vec<f32> {
+    fn step_linf(&self, st: &SquareState, ctx: &ImageCtx<'_>, rng: &mut SeededRng) -> Vec<f32> {
         let [c, h, w] = ctx.shape;
         let s = self.side(st.iteration, h, w);
         let eps = ctx.threat.epsilon();
@@ -146,7 +146,7 @@ impl Square {
         candidate
     }
 
-    fn step_l2(&self, st: &SquareState, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> Vec<f32> {
+    fn step_l2(&self, st: &SquareState, ctx: &ImageCtx<'_>, rng: &mut SeededRng) -> Vec<f32> {
         // Window 1 receives a new bump plus its old direction, window 2 is emptied, and the
         // mass of both goes to window 1 so that the total norm stays at the radius.
         let [c, h, w] = ctx.shape;
@@ -215,7 +215,7 @@ fn scale_to(v: &mut [f32], target: f32) {
 impl Search for Square {
     type State = SquareState;
 
-    fn start(&self, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> SquareState {
+    fn start(&self, ctx: &ImageCtx<'_>, rng: &mut SeededRng) -> SquareState {
         let mut delta = match ctx.threat.norm() {
             NormKind::Linf => self.init_linf(ctx, rng),
             NormKind::L2 => self.init_l2(ctx, rng),
@@ -230,7 +230,12 @@ impl Search for Square {
         }
     }
 
-    fn propose(&self, st: &mut SquareState, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> Vec<Vec<f32>> {
+    fn propose(
+        &self,
+        st: &mut SquareState,
+        ctx: &ImageCtx<'_>,
+        rng: &mut SeededRng,
+    ) -> Vec<Vec<f32>> {
         if st.init_pending {
             return vec![ctx.at(&st.delta)];
         }

@@ -1,7 +1,7 @@
 //! NES and SPSA: finite-difference gradient estimates, then a projected step.
 
+use advclust_core::SeededRng;
 use advclust_core::{NormKind, standard_normal};
-use rand::rngs::StdRng;
 
 use crate::driver::{ImageCtx, Search};
 use crate::methods::random_sign;
@@ -47,7 +47,7 @@ const ADAM_EPS: f32 = 1e-8;
 impl Search for ZerothOrder {
     type State = ZerothState;
 
-    fn start(&self, ctx: &ImageCtx<'_>, _rng: &mut StdRng) -> ZerothState {
+    fn start(&self, ctx: &ImageCtx<'_>, _rng: &mut SeededRng) -> ZerothState {
         let d = ctx.clean.len();
         ZerothState {
             delta: vec![0.0; d],
@@ -59,7 +59,12 @@ impl Search for ZerothOrder {
         }
     }
 
-    fn propose(&self, st: &mut ZerothState, ctx: &ImageCtx<'_>, rng: &mut StdRng) -> Vec<Vec<f32>> {
+    fn propose(
+        &self,
+        st: &mut ZerothState,
+        ctx: &ImageCtx<'_>,
+        rng: &mut SeededRng,
+    ) -> Vec<Vec<f32>> {
         let d = ctx.clean.len();
         let mut out = Vec::with_capacity(2 * self.samples + 1);
         if !st.evaluated {
