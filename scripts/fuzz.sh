@@ -6,6 +6,7 @@
 #
 #   bash scripts/fuzz.sh                 # every target, CI counts, seed 0
 #   FUZZ_SEED=7 FUZZ_SCALE=4 bash scripts/fuzz.sh idx-images cifar
+#   FUZZ_PROFILE=test bash scripts/fuzz.sh   # reuse the test build's dependencies
 #
 # Ends with the line "fuzz: N passed, M failed"; exits non-zero when M > 0.
 set -uo pipefail
@@ -22,8 +23,15 @@ vmem_kib=${FUZZ_ULIMIT_KIB:-$(( 6 * 1024 * 1024 ))}
 per_target_s=${FUZZ_TIMEOUT_S:-600}
 failures=${FUZZ_FAILURES:-fuzz-failures}
 
-cargo build --release -p advclust-fuzz || exit 1
-bin="$CARGO_TARGET_DIR/release/advclust-fuzz"
+# The release profile by default; FUZZ_PROFILE=test reuses the test build's optimised
+# dependencies (no separate release build of the burn stack) and adds overflow checks.
+profile=${FUZZ_PROFILE:-release}
+cargo build --profile "$profile" -p advclust-fuzz --bin advclust-fuzz || exit 1
+case "$profile" in
+  release) bin="$CARGO_TARGET_DIR/release/advclust-fuzz" ;;
+  dev | test) bin="$CARGO_TARGET_DIR/debug/advclust-fuzz" ;;
+  *) bin="$CARGO_TARGET_DIR/$profile/advclust-fuzz" ;;
+esac
 known=crates/advclust-fuzz/known.txt
 
 if [ "$#" -gt 0 ]; then

@@ -1,180 +1,314 @@
-//! Best one-to-one matching of clusters to classes (Hungarian algorithm).
+//! Best one-to-one matching of clusters to classes: a rectangular
+//! shortest-augmenting-path assignment solver (Jonker-Volgenant style, the
+//! algorithm of `scipy.optimize.linear_sum_assignment`, Crouse 2016).
+//!
+//! The contingency table is the dense cost matrix `-count` of that problem,
+//! but most of its cells are zero once there are many clusters, so the main
+//! solver ([`sparse`]) keeps only the non-zero cells and handles the zero
+//! cells implicitly. Small tables, and tables with at least half their cells
+//! non-zero, go to a dense solver ([`dense`]) instead. Both orient the table
+//! so that it has no more rows than columns and add the rows one by one,
+//! each along a shortest augmenting path, so they find the same optimum as
+//! scipy for any shape.
+//!
+//! Costs are exact `i64`; every dual variable stays within a few times the
+//! largest weight, which [`MAX_TOTAL_WEIGHT`] bounds far from overflow.
 
-use pathfinding::kuhn_munkres::{Weights, kuhn_munkres};
-
-use crate::contingency::{Cell, MAX_DENSE_CELLS, PairCounts};
+use crate::contingency::PairCounts;
 use crate::error::MetricsError;
 
-/// Largest total count of a one-to-one matching between rows and columns of
-/// the contingency table.
-///
-/// Matched pairs outside the non-zero cells contribute nothing, so the optimum
-/// is the sum of the optima of the connected blocks of the bipartite graph
-/// whose edges are the non-zero cells. Each block is solved with
-/// `pathfinding::kuhn_munkres` on a dense matrix oriented so that it never has
-/// more rows than columns (which `kuhn_munkres` requires).
-pub(crate) fn max_matching(counts: &PairCounts) -> Result<usize, MetricsError> {
-    let n_rows = counts.class_sizes.len();
-    let mut sets = DisjointSets::new(n_rows + counts.cluster_sizes.len());
-    for cell in &counts.cells {
-        sets.union(cell.row, n_rows + cell.col);
-    }
-    let mut block_of_root = vec![usize::MAX; sets.len()];
-    let mut blocks: Vec<Vec<Cell>> = Vec::new();
-    for &cell in &counts.cells {
-        let root = sets.find(cell.row);
-        if block_of_root[root] == usize::MAX {
-            block_of_root[root] = blocks.len();
-            blocks.push(Vec::new());
-        }
-        blocks[block_of_root[root]].push(cell);
-    }
-    blocks.iter().map(|block| block_matching(block)).sum()
+mod dense;
+mod sparse;
+
+/// Largest sum of cell weights accepted by [`max_weight_matching`] and by
+/// the accuracy (`2^60`; for the accuracy, the sum is the number of samples).
+pub const MAX_TOTAL_WEIGHT: usize = 1 << 60;
+
+/// Marks an unmatched row or column, or an unset distance.
+const NONE: usize = usize::MAX;
+const UNSET: i64 = i64::MAX;
+
+/// A maximum-weight one-to-one matching of rows to columns, as returned by
+/// [`max_weight_matching`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Matching {
+    /// Sum of the weights of the matched pairs.
+    pub total: usize,
+    /// The matched `(row, col)` pairs of positive weight, sorted by row.
+    pub pairs: Vec<(usize, usize)>,
 }
 
-/// Best matching inside one connected block of non-zero cells.
-fn block_matching(cells: &[Cell]) -> Result<usize, MetricsError> {
-    let mut rows: Vec<usize> = cells.iter().map(|c| c.row).collect();
-    let mut cols: Vec<usize> = cells.iter().map(|c| c.col).collect();
-    for ids in [&mut rows, &mut cols] {
-        ids.sort_unstable();
-        ids.dedup();
-    }
-    if rows.len() == 1 || cols.len() == 1 {
-        return Ok(cells.iter().map(|c| c.count).max().unwrap_or(0));
-    }
-    let transpose = rows.len() > cols.len();
-    let (n_rows, n_cols) = if transpose {
-        (cols.len(), rows.len())
-    } else {
-        (rows.len(), cols.len())
-    };
-    if n_rows.saturating_mul(n_cols) > MAX_DENSE_CELLS {
-        return Err(MetricsError::TableTooLarge {
-            rows: n_rows,
-            cols: n_cols,
-            limit: MAX_DENSE_CELLS,
-        });
-    }
-    let mut weights = DenseWeights {
-        n_rows,
-        n_cols,
-        values: vec![0; n_rows * n_cols],
-    };
-    for cell in cells {
-        // Both searches succeed: `rows` and `cols` come from these cells.
-        let r = rows.binary_search(&cell.row).unwrap_or_default();
-        let c = cols.binary_search(&cell.col).unwrap_or_default();
-        let (r, c) = if transpose { (c, r) } else { (r, c) };
-        weights.values[r * n_cols + c] = cell.count as i64;
-    }
-    let (_, assignment) = kuhn_munkres(&weights);
-    Ok(assignment
+/// Maximum-weight one-to-one matching between rows and columns.
+///
+/// `cells` lists `(row, col, weight)` triples; any pair not listed weighs
+/// zero, duplicated pairs add up and rows and columns are arbitrary ids (they
+/// need not be contiguous). The total equals the optimum of
+/// `scipy.optimize.linear_sum_assignment(dense, maximize=True)` on the dense
+/// matrix of these weights, whatever its shape; pairs of weight zero are left
+/// out of [`Matching::pairs`]. This is the solver behind [`acc`](crate::acc),
+/// where the cells are the non-zero counts of the contingency table.
+///
+/// ```
+/// use advclust_metrics::max_weight_matching;
+///
+/// // [[5, 4], [4, 0]]: the greedy choice (5) is beaten by 4 + 4.
+/// let matching = max_weight_matching(&[(0, 0, 5), (0, 1, 4), (1, 0, 4)])?;
+/// assert_eq!(matching.total, 8);
+/// assert_eq!(matching.pairs, vec![(0, 1), (1, 0)]);
+/// # Ok::<(), advclust_metrics::MetricsError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`MetricsError::WeightsTooLarge`] when the weights sum to more than
+/// [`MAX_TOTAL_WEIGHT`].
+pub fn max_weight_matching(cells: &[(usize, usize, usize)]) -> Result<Matching, MetricsError> {
+    check_total(cells.iter().map(|&(_, _, w)| w))?;
+    let rows = Renumbered::new(cells.iter().map(|&(r, _, _)| r), cells.len());
+    let cols = Renumbered::new(cells.iter().map(|&(_, c, _)| c), cells.len());
+    let edges = cells
         .iter()
         .enumerate()
-        .map(|(r, &c)| weights.at(r, c) as usize)
+        .map(|(i, &(r, c, w))| (rows.index(i, r), cols.index(i, c), w));
+    let transpose = rows.len > cols.len;
+    let graph = if transpose {
+        Graph::new(cols.len, rows.len, edges.map(|(r, c, w)| (c, r, w)))
+    } else {
+        Graph::new(rows.len, cols.len, edges)
+    };
+    let col4row = graph.solve();
+    let mut total = 0;
+    let mut pairs = Vec::new();
+    for (r, &c) in col4row.iter().enumerate() {
+        let weight = graph.weight(r, c);
+        if weight > 0 {
+            // At most MAX_TOTAL_WEIGHT in all.
+            total += weight;
+            let (r, c) = if transpose { (c, r) } else { (r, c) };
+            pairs.push((rows.id(r), cols.id(c)));
+        }
+    }
+    if transpose {
+        pairs.sort_unstable();
+    }
+    Ok(Matching { total, pairs })
+}
+
+/// Largest total count of a one-to-one matching between the rows and the
+/// columns of a contingency table.
+pub(crate) fn max_matching(counts: &PairCounts) -> Result<usize, MetricsError> {
+    check_total(counts.cells.iter().map(|cell| cell.count))?;
+    let (n_rows, n_cols) = (counts.class_sizes.len(), counts.cluster_sizes.len());
+    let cells = counts.cells.iter();
+    let graph = if n_rows > n_cols {
+        Graph::new(n_cols, n_rows, cells.map(|c| (c.col, c.row, c.count)))
+    } else {
+        Graph::new(n_rows, n_cols, cells.map(|c| (c.row, c.col, c.count)))
+    };
+    let col4row = graph.solve();
+    // At most MAX_TOTAL_WEIGHT in all.
+    Ok(col4row
+        .iter()
+        .enumerate()
+        .map(|(r, &c)| graph.weight(r, c))
         .sum())
 }
 
-/// Row-major integer weights for `kuhn_munkres`.
-#[derive(Clone)]
-struct DenseWeights {
-    n_rows: usize,
+/// Checks that the weights sum to at most [`MAX_TOTAL_WEIGHT`].
+fn check_total(weights: impl Iterator<Item = usize>) -> Result<(), MetricsError> {
+    let mut total: usize = 0;
+    for weight in weights {
+        total = total
+            .checked_add(weight)
+            .filter(|&t| t <= MAX_TOTAL_WEIGHT)
+            .ok_or(MetricsError::WeightsTooLarge {
+                limit: MAX_TOTAL_WEIGHT,
+            })?;
+    }
+    Ok(())
+}
+
+/// The ids of one side (rows or columns) as indices `0..len` of the solver.
+///
+/// Ids within a small range are used as they are: ids that do not occur
+/// are just empty rows or unused columns, which change nothing. Ids spread
+/// over a wide range are renumbered in ascending order.
+struct Renumbered {
+    /// Number of indices.
+    len: usize,
+    /// The index of each cell's id, and the id of each index; `None` when
+    /// indices are the ids.
+    map: Option<(Vec<usize>, Vec<usize>)>,
+}
+
+impl Renumbered {
+    /// Indices for the ids of `n` cells.
+    fn new(ids: impl Iterator<Item = usize> + Clone, n: usize) -> Self {
+        let Some(max) = ids.clone().max() else {
+            return Self { len: 0, map: None };
+        };
+        if max <= n.saturating_mul(2).saturating_add(16) {
+            return Self {
+                len: max + 1,
+                map: None,
+            };
+        }
+        let mut distinct: Vec<usize> = ids.clone().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        // Every id is in `distinct`, so the search always succeeds.
+        let index = ids
+            .map(|id| distinct.binary_search(&id).unwrap_or_default())
+            .collect();
+        Self {
+            len: distinct.len(),
+            map: Some((index, distinct)),
+        }
+    }
+
+    /// Index of cell `cell`, whose id is `id`.
+    fn index(&self, cell: usize, id: usize) -> usize {
+        self.map.as_ref().map_or(id, |(index, _)| index[cell])
+    }
+
+    /// Id of index `index`.
+    fn id(&self, index: usize) -> usize {
+        self.map.as_ref().map_or(index, |(_, ids)| ids[index])
+    }
+}
+
+/// Non-zero weights in compressed sparse rows, negated into costs, with no
+/// more rows than columns.
+struct Graph {
     n_cols: usize,
-    values: Vec<i64>,
+    /// Edges of row `r` are `start[r]..start[r + 1]`, sorted by column.
+    start: Vec<usize>,
+    col: Vec<usize>,
+    cost: Vec<i64>,
 }
 
-impl Weights<i64> for DenseWeights {
-    fn rows(&self) -> usize {
-        self.n_rows
+impl Graph {
+    /// Builds the graph from `(row, col, weight)` edges with `row < n_rows`,
+    /// `col < n_cols`, `n_rows <= n_cols` and weights summing to at most
+    /// [`MAX_TOTAL_WEIGHT`] (so that they fit `i64`). Zero weights are
+    /// dropped and repeated pairs merged.
+    fn new(
+        n_rows: usize,
+        n_cols: usize,
+        edges: impl Iterator<Item = (usize, usize, usize)> + Clone,
+    ) -> Self {
+        debug_assert!(n_rows <= n_cols);
+        let (low, _) = edges.size_hint();
+        let mut graph = Self {
+            n_cols,
+            start: Vec::with_capacity(n_rows + 1),
+            col: Vec::with_capacity(low),
+            cost: Vec::with_capacity(low),
+        };
+        // Fast path: edges already in row-major order without repeats, as
+        // the cells of a contingency table are.
+        graph.start.push(0);
+        for (r, c, w) in edges.clone().filter(|&(_, _, w)| w > 0) {
+            let row = graph.start.len() - 1;
+            if r < row
+                || (r == row && graph.col.len() > graph.start[row] && graph.col.last() >= Some(&c))
+            {
+                return Self::from_unsorted(n_rows, n_cols, edges);
+            }
+            while graph.start.len() <= r {
+                graph.start.push(graph.col.len());
+            }
+            graph.col.push(c);
+            graph.cost.push(-(w as i64));
+        }
+        graph.start.resize(n_rows + 1, graph.col.len());
+        graph
     }
 
-    fn columns(&self) -> usize {
-        self.n_cols
-    }
-
-    fn at(&self, row: usize, col: usize) -> i64 {
-        self.values[row * self.n_cols + col]
-    }
-
-    fn neg(&self) -> Self {
+    /// [`Graph::new`] for edges in any order: a counting sort by row, then
+    /// a sort of each row by column that merges repeated pairs.
+    fn from_unsorted(
+        n_rows: usize,
+        n_cols: usize,
+        edges: impl Iterator<Item = (usize, usize, usize)> + Clone,
+    ) -> Self {
+        let edges = edges.filter(|&(_, _, w)| w > 0);
+        let mut start = vec![0usize; n_rows + 1];
+        for (r, _, _) in edges.clone() {
+            start[r + 1] += 1;
+        }
+        for r in 0..n_rows {
+            start[r + 1] += start[r];
+        }
+        let mut next = start.clone();
+        let mut slots = vec![(0usize, 0i64); start[n_rows]];
+        for (r, c, w) in edges {
+            slots[next[r]] = (c, -(w as i64));
+            next[r] += 1;
+        }
+        let (mut col, mut cost) = (
+            Vec::with_capacity(slots.len()),
+            Vec::with_capacity(slots.len()),
+        );
+        let mut begin = 0;
+        for r in 0..n_rows {
+            let row = &mut slots[begin..start[r + 1]];
+            begin = start[r + 1];
+            row.sort_unstable_by_key(|&(c, _)| c);
+            start[r] = col.len();
+            for &(c, w) in row.iter() {
+                if col.len() > start[r] && col.last() == Some(&c) {
+                    // Repeated pair: the sum stays within MAX_TOTAL_WEIGHT.
+                    if let Some(last) = cost.last_mut() {
+                        *last += w;
+                    }
+                } else {
+                    col.push(c);
+                    cost.push(w);
+                }
+            }
+        }
+        start[n_rows] = col.len();
         Self {
-            values: self.values.iter().map(|v| -v).collect(),
-            ..*self
-        }
-    }
-}
-
-/// Union-find with path halving and union by size.
-struct DisjointSets {
-    parent: Vec<usize>,
-    size: Vec<usize>,
-}
-
-impl DisjointSets {
-    fn new(n: usize) -> Self {
-        Self {
-            parent: (0..n).collect(),
-            size: vec![1; n],
+            n_cols,
+            start,
+            col,
+            cost,
         }
     }
 
-    fn len(&self) -> usize {
-        self.parent.len()
+    fn n_rows(&self) -> usize {
+        self.start.len() - 1
     }
 
-    fn find(&mut self, mut x: usize) -> usize {
-        while self.parent[x] != x {
-            self.parent[x] = self.parent[self.parent[x]];
-            x = self.parent[x];
+    /// Weight of the edge `(row, col)`, zero when there is none.
+    fn weight(&self, row: usize, col: usize) -> usize {
+        let range = self.start[row]..self.start[row + 1];
+        match self.col[range.clone()].binary_search(&col) {
+            Ok(at) => self.cost[range.start + at].unsigned_abs() as usize,
+            Err(_) => 0,
         }
-        x
     }
 
-    fn union(&mut self, a: usize, b: usize) {
-        let (mut a, mut b) = (self.find(a), self.find(b));
-        if a == b {
-            return;
+    /// Solves the assignment: the column of every row. Small problems, and
+    /// tables with at least half their cells non-zero, go to the dense
+    /// solver (whose matrix is then at most twice the size of the edges).
+    fn solve(&self) -> Vec<usize> {
+        let cells = self.n_rows().checked_mul(self.n_cols);
+        let dense =
+            cells.is_some_and(|cells| cells <= dense::DENSE_LIMIT || cells / 2 <= self.col.len());
+        if dense {
+            dense::solve(self)
+        } else {
+            self.solve_sparse()
         }
-        if self.size[a] < self.size[b] {
-            std::mem::swap(&mut a, &mut b);
-        }
-        self.parent[b] = a;
-        self.size[a] += self.size[b];
+    }
+
+    /// [`Graph::solve`] by the sparse solver.
+    fn solve_sparse(&self) -> Vec<usize> {
+        sparse::solve(self)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn counts_of(t: &[u32], p: &[u32]) -> PairCounts {
-        crate::contingency::count(t, p).unwrap().counts
-    }
-
-    #[test]
-    fn rectangular_both_ways() {
-        // 2 classes, 3 clusters and the transpose.
-        let t = [0, 0, 0, 1, 1, 1, 1];
-        let p = [0, 0, 1, 1, 2, 2, 2];
-        assert_eq!(max_matching(&counts_of(&t, &p)).unwrap(), 5);
-        assert_eq!(max_matching(&counts_of(&p, &t)).unwrap(), 5);
-    }
-
-    #[test]
-    fn disconnected_blocks_add_up() {
-        // Block {0,1}x{0,1} and singleton block {2}x{2}.
-        let t = [0, 0, 1, 1, 1, 2, 2];
-        let p = [0, 1, 1, 1, 0, 2, 2];
-        assert_eq!(max_matching(&counts_of(&t, &p)).unwrap(), 5);
-    }
-
-    #[test]
-    fn greedy_is_not_optimal_here() {
-        // Table [[5, 4], [4, 0]]: greedy takes (0,0)=5 then (1,1)=0, total 5;
-        // the optimum is (0,1) + (1,0) = 8.
-        let t: Vec<u32> = [[0; 9].as_slice(), &[1; 4]].concat();
-        let p: Vec<u32> = [[0; 5].as_slice(), &[1; 4], &[0; 4]].concat();
-        assert_eq!(max_matching(&counts_of(&t, &p)).unwrap(), 8);
-    }
-}
+mod tests;

@@ -146,7 +146,8 @@ impl<T, P> ContingencyTable<T, P> {
     ///
     /// # Errors
     ///
-    /// [`MetricsError::EmptyInput`] for a table of zero samples.
+    /// [`MetricsError::EmptyInput`] for a table of zero samples, and
+    /// [`MetricsError::WeightsTooLarge`] as for [`acc`](crate::acc).
     pub fn acc(&self) -> Result<f64, MetricsError> {
         crate::scores::acc_from(&self.pair_counts())
     }

@@ -24,9 +24,9 @@ pub enum MetricsError {
     /// A dense table of `rows x cols` cells would exceed `limit` cells.
     ///
     /// Returned by [`ContingencyTable::new`](crate::ContingencyTable::new)
-    /// when there are too many distinct labels on both sides, and by the
-    /// accuracy when one connected block of the contingency table is too large
-    /// for the Hungarian algorithm.
+    /// (and so by [`confusion_matrix`](crate::confusion_matrix)) when there
+    /// are too many distinct labels on both sides. The scores never return
+    /// it.
     #[error("dense table of {rows} x {cols} cells exceeds the limit of {limit} cells")]
     TableTooLarge {
         /// Number of rows of the table that was refused.
@@ -34,6 +34,17 @@ pub enum MetricsError {
         /// Number of columns of the table that was refused.
         cols: usize,
         /// The largest number of cells allowed.
+        limit: usize,
+    },
+    /// The weights of a matching problem sum to more than `limit`
+    /// ([`MAX_TOTAL_WEIGHT`](crate::MAX_TOTAL_WEIGHT)), which would risk
+    /// overflowing the solver's exact integer arithmetic.
+    ///
+    /// Returned by [`max_weight_matching`](crate::max_weight_matching), and by
+    /// the accuracy for more than `limit` samples.
+    #[error("matching weights sum to more than {limit}")]
+    WeightsTooLarge {
+        /// The largest total weight allowed.
         limit: usize,
     },
 }

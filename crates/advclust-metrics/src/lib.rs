@@ -4,8 +4,9 @@
 //! normalised mutual information ([`nmi`], [`nmi_with`], as
 //! `normalized_mutual_info_score`), the adjusted Rand index ([`ari`], as
 //! `adjusted_rand_score`) and clustering accuracy ([`acc`], the best
-//! one-to-one cluster/class matching found by the Hungarian algorithm, as
-//! `scipy.optimize.linear_sum_assignment` on the contingency matrix). Every
+//! one-to-one cluster/class matching, as
+//! `scipy.optimize.linear_sum_assignment` on the contingency matrix, found by
+//! a sparse shortest-augmenting-path solver, [`max_weight_matching`]). Every
 //! metric is a function of the [`ContingencyTable`] of ground-truth classes
 //! against predicted clusters, which is built in O(n): labels of any
 //! [`Label`] type (integers, strings, non-contiguous or negative ids; true and
@@ -40,6 +41,7 @@ mod error;
 mod label;
 mod scores;
 
+pub use assignment::{MAX_TOTAL_WEIGHT, Matching, max_weight_matching};
 pub use confusion::{ConfusionMatrix, MajorityMapping, confusion_matrix};
 pub use contingency::{ContingencyTable, MAX_DENSE_CELLS};
 pub use error::MetricsError;

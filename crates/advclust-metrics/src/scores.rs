@@ -106,10 +106,12 @@ pub fn ari<T: Label, P: Label>(labels_true: &[T], labels_pred: &[P]) -> Result<f
 }
 
 /// Clustering accuracy: the fraction of samples matched under the one-to-one
-/// mapping of clusters to classes that matches the most samples (Hungarian
-/// algorithm, like `scipy.optimize.linear_sum_assignment(maximize=True)` on
-/// the contingency matrix). The numbers of clusters and classes may differ;
-/// unmatched clusters count as errors.
+/// mapping of clusters to classes that matches the most samples, equal to
+/// `scipy.optimize.linear_sum_assignment(maximize=True)` on the contingency
+/// matrix. The matching is exact, found by a sparse shortest-augmenting-path
+/// solver ([`max_weight_matching`](crate::max_weight_matching)) on the
+/// non-zero cells, fast even for thousands of clusters. The numbers of
+/// clusters and classes may differ; unmatched clusters count as errors.
 ///
 /// ```
 /// let acc = advclust_metrics::acc(&[0, 0, 1, 1, 1], &[7, 7, 7, 2, 2])?;
@@ -121,9 +123,9 @@ pub fn ari<T: Label, P: Label>(labels_true: &[T], labels_pred: &[P]) -> Result<f
 ///
 /// [`MetricsError::LengthMismatch`] when the slices differ in length,
 /// [`MetricsError::EmptyInput`] when they are empty, and
-/// [`MetricsError::TableTooLarge`] in the unlikely case that a connected block
-/// of the contingency table exceeds
-/// [`MAX_DENSE_CELLS`](crate::MAX_DENSE_CELLS) cells.
+/// [`MetricsError::WeightsTooLarge`] for more than
+/// [`MAX_TOTAL_WEIGHT`](crate::MAX_TOTAL_WEIGHT) samples (only possible with
+/// zero-sized labels).
 pub fn acc<T: Label, P: Label>(labels_true: &[T], labels_pred: &[P]) -> Result<f64, MetricsError> {
     acc_from(&count(labels_true, labels_pred)?.counts)
 }
@@ -132,7 +134,7 @@ pub fn acc<T: Label, P: Label>(labels_true: &[T], labels_pred: &[P]) -> Result<f
 ///
 /// # Errors
 ///
-/// As [`acc`]: length mismatch, empty input, or an oversized table block.
+/// As [`acc`]: length mismatch, empty input, or too many samples.
 pub fn clustering_scores<T: Label, P: Label>(
     labels_true: &[T],
     labels_pred: &[P],

@@ -71,7 +71,7 @@ fn oversized_dense_table_is_refused_but_scores_still_work() {
             limit: MAX_DENSE_CELLS
         }
     );
-    // The metrics work on the sparse table and solve the matching per block.
+    // The metrics work on the sparse table, and so does the matching.
     let scores = clustering_scores(&labels, &reversed).unwrap();
     assert_eq!(scores.acc, 1.0);
     assert_eq!(scores.ari, 1.0);
