@@ -40,12 +40,18 @@ fn an_occupied_out_is_refused_unless_forced() {
     let again = evaluate(&out, &[]);
     assert!(!again.status.success());
     assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
-    assert_eq!(std::fs::read_to_string(out.join("report.json")).unwrap(), report);
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.json")).unwrap(),
+        report
+    );
     let forced = evaluate(&out, &["--force"]);
     assert!(forced.status.success(), "{}", stderr(&forced));
     // Printed paths are the final ones, and nothing but the run is left beside it.
     let stdout = String::from_utf8_lossy(&forced.stdout);
-    assert!(stdout.contains(out.join("report.json").to_str().unwrap()), "{stdout}");
+    assert!(
+        stdout.contains(out.join("report.json").to_str().unwrap()),
+        "{stdout}"
+    );
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -99,8 +105,14 @@ fn a_failed_attack_keeps_the_earlier_run_and_says_where_its_partial_generator_is
     assert!(err.contains(partial.to_str().unwrap()), "{err}");
     assert!(partial.join("generator.bpk").is_file());
     assert!(partial.join("attack.json").is_file());
-    assert_eq!(std::fs::read_to_string(out.join("report.json")).unwrap(), report);
-    assert!(!out.join("attack").exists(), "no file of the failed run in --out");
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.json")).unwrap(),
+        report
+    );
+    assert!(
+        !out.join("attack").exists(),
+        "no file of the failed run in --out"
+    );
     // Every line of the error is short: no generator dumped into the message.
     assert!(err.lines().all(|l| l.len() < 400), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
