@@ -4,9 +4,9 @@
 //! when `ADVCLUST_MLSERVER` is not set.
 //!
 //! ```sh
-//! eval "$(bash scripts/mlserver.sh start /tmp/advclust-mlserver)"
+//! mls_dir=$(mktemp -d); eval "$(bash scripts/mlserver.sh start "$mls_dir")"
 //! cargo test --test mlserver -- --ignored --nocapture
-//! bash scripts/mlserver.sh stop /tmp/advclust-mlserver
+//! bash scripts/mlserver.sh stop "$mls_dir"
 //! ```
 
 use advclust::core::{Budgeted, ParamGuard, QueryBudget};
