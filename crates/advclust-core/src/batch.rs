@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result, check_finite};
 
+/// Largest channel count, height or width a saved model or attack may describe: descriptions
+/// are checked against it before anything is built, so a hostile file cannot make a loader
+/// allocate without bound. (The images of the field are at most a few hundred pixels a side.)
+pub const MAX_IMAGE_SIDE: usize = 4_096;
+
 /// The closed interval every pixel of a batch must lie in (usually `[0, 1]`).
 ///
 /// Always finite with `min < max`, however it was made: deserializing checks it too.
@@ -244,7 +249,8 @@ impl ImageBatch {
 
     /// Splits into consecutive batches of at most `batch_size` images (the last may be smaller).
     pub fn chunks(&self, batch_size: usize) -> impl Iterator<Item = ImageBatch> + '_ {
-        let step = batch_size.max(1) * self.image_len();
+        // A batch size past the data is one chunk (saturating, never a wrapped product).
+        let step = batch_size.max(1).saturating_mul(self.image_len());
         self.data.chunks(step).map(move |chunk| {
             let mut dims = self.dims;
             dims[0] = chunk.len() / self.image_len();

@@ -23,7 +23,7 @@ pub mod params;
 pub mod random;
 pub mod threat;
 
-pub use batch::{ImageBatch, ValueBox};
+pub use batch::{ImageBatch, MAX_IMAGE_SIDE, ValueBox};
 pub use error::{CoreError, ErrorKind, Result};
 pub use files::{read_bounded, write_atomic};
 pub use ledger::{Budgeted, QueryBudget, QueryCounts, QueryLedger};

@@ -36,6 +36,19 @@ fn deserialized_threat_models_are_checked() {
     assert_eq!(back, tm);
 }
 
+/// A batch size past the data (up to `usize::MAX`, as a hostile saved attack asked for) is one
+/// chunk, never a wrapped (zero) chunk size (found by `advclust-fuzz`, saved-attack-json).
+#[test]
+fn huge_chunk_sizes_give_one_chunk() {
+    let batch = ImageBatch::unit(vec![0.5; 3 * 2 * 4 * 4], [3, 2, 4, 4]).unwrap();
+    for size in [4, 1 << 20, 1 << 63, usize::MAX] {
+        let chunks: Vec<ImageBatch> = batch.chunks(size).collect();
+        assert_eq!(chunks.len(), 1, "batch size {size}");
+        assert_eq!(chunks[0], batch);
+    }
+    assert_eq!(batch.chunks(2).count(), 2);
+}
+
 #[test]
 fn sizes_from_input_do_not_overflow() {
     let big = 1usize << 32;

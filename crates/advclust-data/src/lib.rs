@@ -44,7 +44,7 @@
 //!   gzip file (2 GiB on 64-bit targets); inflation stops reading once past
 //!   it.
 //! * [`MAX_IMAGE_PIXELS`]: `width * height` of one image file, read from its
-//!   header before decoding (`2^26`).
+//!   header before decoding (`2^22`).
 //! * [`MAX_DOWNLOAD_BYTES`]: bytes one [`VerifiedDownload`] accepts (16 GiB).
 //!
 //! An IDX header must announce exactly the payload that follows it. Gzip

@@ -19,8 +19,12 @@ pub const MAX_PIXEL_VALUES: usize = if usize::BITS >= 64 { 1 << 30 } else { 1 <<
 pub const MAX_FILE_BYTES: usize = if usize::BITS >= 64 { 1 << 31 } else { 1 << 27 };
 
 /// The most pixels (`width * height`) of one image file, checked from its
-/// PNG/JPEG/PNM/BMP header before it is decoded: `2^26` (e.g. 8192 x 8192).
-pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+/// PNG/JPEG/PNM/BMP header before it is decoded: `2^22` (e.g. 2048 x 2048, ten
+/// times a 224 x 224 ImageNet crop a side). A header is a few bytes, so this is what
+/// bounds the memory and time one small file can claim (a 300-byte JPEG claiming
+/// 8192 x 8192 used to decode for seconds into 1 GiB); decoding one image at the
+/// limit takes about 0.2 s.
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 22;
 
 /// The most bytes [`VerifiedDownload::fetch`](crate::VerifiedDownload::fetch)
 /// accepts for one file (16 GiB), both as an announced `Content-Length`

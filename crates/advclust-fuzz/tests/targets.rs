@@ -77,3 +77,28 @@ fn every_target_survives_a_short_run() {
     }
     let _ = std::fs::remove_dir_all(&failures);
 }
+
+/// Every saved regression input (bugs the fuzzer found, since fixed) replays without a failure
+/// and quickly, in each target it belongs to.
+#[test]
+fn every_regression_replays_without_failure() {
+    harness::install_panic_hook(false);
+    advclust_fuzz::alloc::set_limit(2 << 30);
+    let mut replayed = 0;
+    for t in TARGETS {
+        let dir = corpus::regressions_root().join(t.name);
+        if !dir.is_dir() {
+            continue;
+        }
+        let inputs = corpus::load(&dir).expect("regressions load");
+        let mut target = (t.build)(&advclust_fuzz::targets::Setup {
+            corpus_root: corpus::default_root(),
+        })
+        .expect("target starts");
+        for (path, what) in harness::replay(target.as_mut(), &inputs, Duration::from_secs(2)) {
+            assert!(!what.starts_with("FAIL"), "{}: {what}", path.display());
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 8, "only {replayed} regression inputs");
+}

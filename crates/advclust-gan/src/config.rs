@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AttackError, Result};
 use crate::objective::AdvLoss;
 
+/// Largest `batch_size` a configuration may ask for (2^20 images a batch; a saved attack's
+/// config is checked against it on load).
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+/// Largest number of NES / SPSA direction pairs a step may draw (each costs two query images
+/// per training image).
+pub const MAX_ESTIMATOR_SAMPLES: usize = 1 << 16;
+
 /// How `L_adv` measures the distance between the victim's clean and adversarial outputs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdvDistance {
@@ -378,8 +385,11 @@ impl AttackSettings {
             }
             Stopping::Epochs { .. } => {}
         }
-        if self.batch_size == 0 {
-            return Err(AttackError::invalid("batch_size", "must be >= 1"));
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(AttackError::invalid(
+                "batch_size",
+                format!("must be in 1..={MAX_BATCH_SIZE}, got {}", self.batch_size),
+            ));
         }
         if !(0.0..1.0).contains(&self.estimate_momentum) {
             return Err(AttackError::invalid(
@@ -403,10 +413,10 @@ impl AttackSettings {
                 samples,
                 delta: step,
             } => {
-                if samples == 0 {
+                if !(1..=MAX_ESTIMATOR_SAMPLES).contains(&samples) {
                     return Err(AttackError::invalid(
                         "gradient_source.samples",
-                        "must be >= 1",
+                        format!("must be in 1..={MAX_ESTIMATOR_SAMPLES}, got {samples}"),
                     ));
                 }
                 finite_pos("gradient_source step (sigma / delta)", step as f64)?;

@@ -67,7 +67,7 @@ mod train;
 pub use attack::{ATTACK_FILE, GENERATOR_FILE, GeneratorSnapshot, TrainedAttack};
 pub use config::{
     AdvDistance, AttackConfig, AttackSettings, CheckedAttackConfig, GradientSource, LrMilestone,
-    OptimizerConfig, Stopping,
+    MAX_BATCH_SIZE, MAX_ESTIMATOR_SAMPLES, OptimizerConfig, Stopping,
 };
 pub use error::{AttackError, Result};
 pub use estimate::{AdvObjective, GradientEstimate, QueryEstimator, estimate_adv_gradient};

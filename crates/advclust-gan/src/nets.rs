@@ -4,7 +4,7 @@
 //! the same seed gives the same networks on every backend and regardless of what else runs in
 //! the process.
 
-use advclust_core::SeededRng;
+use advclust_core::{MAX_IMAGE_SIDE, SeededRng};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, InstanceNorm, InstanceNormConfig};
@@ -24,7 +24,7 @@ const INIT_STD: f64 = 0.02;
 
 /// Checks that `[C, H, W]` images can go through [`Generator`] (output size equal to the input
 /// size) and [`Discriminator`]: `C >= 1`, `H` and `W` multiples of 4 and at least
-/// [`MIN_IMAGE_SIDE`].
+/// [`MIN_IMAGE_SIDE`], and none above [`MAX_IMAGE_SIDE`].
 ///
 /// ```
 /// use advclust_gan::check_image_shape;
@@ -42,6 +42,11 @@ pub fn check_image_shape(shape: [usize; 3]) -> Result<()> {
     if c == 0 {
         return Err(AttackError::Core(advclust_core::CoreError::EmptyDimension(
             "channels",
+        )));
+    }
+    if c > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE || w > MAX_IMAGE_SIDE {
+        return Err(err(format!(
+            "{c} channels: the channel count and each side must be at most {MAX_IMAGE_SIDE}"
         )));
     }
     if h % 4 != 0 || w % 4 != 0 {

@@ -58,6 +58,59 @@ fn unsupported_sizes_get_a_typed_error() {
         Err(AttackError::UnsupportedImageSize { .. })
     ));
     assert!(check_image_shape([0, 28, 28]).is_err());
+    // Bounded above too (a saved attack's image_shape[0] = 2^63 panicked inside burn, 65,536
+    // took a second and 100 MB before the weights were refused: found by advclust-fuzz).
+    assert!(check_image_shape([4096, 24, 24]).is_ok());
+    for shape in [
+        [4097, 24, 24],
+        [1 << 63, 24, 24],
+        [1, 8192, 24],
+        [1, 24, 8192],
+    ] {
+        assert!(
+            matches!(
+                check_image_shape(shape),
+                Err(AttackError::UnsupportedImageSize { .. })
+            ),
+            "{shape:?}"
+        );
+    }
+    use advclust_core::ParamGuard;
+    use advclust_gan::{AttackConfig, GradientSource, MAX_BATCH_SIZE, MAX_ESTIMATOR_SAMPLES};
+    assert!(
+        AttackConfig::new()
+            .with_batch_size(MAX_BATCH_SIZE)
+            .check()
+            .is_ok()
+    );
+    assert!(
+        AttackConfig::new()
+            .with_batch_size(MAX_BATCH_SIZE + 1)
+            .check()
+            .is_err()
+    );
+    assert!(
+        AttackConfig::new()
+            .with_batch_size(1 << 63)
+            .check()
+            .is_err()
+    );
+    let nes = |samples| GradientSource::Nes {
+        samples,
+        sigma: 0.01,
+    };
+    assert!(
+        AttackConfig::new()
+            .with_gradient_source(nes(MAX_ESTIMATOR_SAMPLES))
+            .check()
+            .is_ok()
+    );
+    assert!(
+        AttackConfig::new()
+            .with_gradient_source(nes(1 << 40))
+            .check()
+            .is_err()
+    );
 }
 
 #[test]

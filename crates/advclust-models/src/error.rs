@@ -161,23 +161,41 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 /// Implements `ParamGuard` for a config whose checked form is itself, through its private
 /// `validate(&self) -> Result<()>` (linfa's pattern for parameters without a separate valid
-/// type).
+/// type), or through another checking method given as the second argument.
 macro_rules! validated_by_itself {
     ($t:ty) => {
+        $crate::error::validated_by_itself!($t, validate);
+    };
+    ($t:ty, $check:ident) => {
         impl advclust_core::ParamGuard for $t {
             type Checked = $t;
             type Error = $crate::error::ModelError;
 
             fn check_ref(&self) -> $crate::error::Result<&$t> {
-                self.validate()?;
+                self.$check()?;
                 Ok(self)
             }
 
             fn check(self) -> $crate::error::Result<$t> {
-                self.validate()?;
+                self.$check()?;
                 Ok(self)
             }
         }
     };
 }
 pub(crate) use validated_by_itself;
+
+/// Implements `ParamGuard` and [`Architecture`](crate::norm::Architecture) for a model config
+/// through its inherent `parameter_count(&self) -> Result<u64>`.
+macro_rules! validated_architecture {
+    ($t:ty) => {
+        $crate::error::validated_by_itself!($t, parameter_count);
+
+        impl $crate::norm::Architecture for $t {
+            fn parameter_count(&self) -> $crate::error::Result<u64> {
+                <$t>::parameter_count(self)
+            }
+        }
+    };
+}
+pub(crate) use validated_architecture;

@@ -44,7 +44,7 @@ pub mod error;
 pub mod mixture;
 pub mod nnm;
 pub mod norm;
-pub use norm::{MAX_BLOCKS, MAX_CLUSTERS, MAX_IMAGE_SIDE, MAX_PARAMETERS, MAX_WIDTH};
+pub use norm::{Architecture, MAX_BLOCKS, MAX_CLUSTERS, MAX_IMAGE_SIDE, MAX_PARAMETERS, MAX_WIDTH};
 pub mod pretext;
 pub mod pretrained;
 pub mod resnet;

@@ -41,12 +41,45 @@ pub(crate) fn normalize(images: Tensor<4>, mean: &[f32], std: &[f32]) -> Tensor<
 pub const MAX_WIDTH: usize = 16_384;
 /// Largest number of clusters a model description may ask for.
 pub const MAX_CLUSTERS: usize = 65_536;
-/// Largest image side (height or width) and channel count a model description may ask for.
-pub const MAX_IMAGE_SIDE: usize = 4_096;
+/// Largest image side (height or width) and channel count a model description may ask for
+/// (the workspace's one limit, from `advclust-core`).
+pub use advclust_core::MAX_IMAGE_SIDE;
 /// Largest number of BasicBlocks in one ResNet stage, and of stages.
 pub const MAX_BLOCKS: usize = 64;
 /// Largest number of parameters a model description may ask for (2^28: 1 GiB of f32).
 pub const MAX_PARAMETERS: u64 = 1 << 28;
+
+/// A model architecture read from a description: it can say how many parameters it would
+/// have before anything is built, so that a loader can compare the claim with the size of the
+/// weights it was given and refuse a small file that describes a huge model.
+pub trait Architecture {
+    /// Validates the architecture and counts its parameters (an estimate within a few percent
+    /// of the weights' element count, never more than 2x above it), with checked arithmetic
+    /// and every size bounded by this crate's limits.
+    fn parameter_count(&self) -> Result<u64>;
+}
+
+/// Checks, before a model of `architecture` is built, that `weights_len` bytes of weights can
+/// hold it (at least one byte per described parameter: records hold f32 or f16 values, four
+/// or two bytes each), so that a description cannot make the loader allocate far more than
+/// the file it came with.
+pub(crate) fn check_weights_hold(
+    architecture: &impl Architecture,
+    weights_len: usize,
+    origin: &str,
+) -> Result<()> {
+    let parameters = architecture.parameter_count()?;
+    if (weights_len as u64) < parameters {
+        return Err(ModelError::CorruptCheckpoint {
+            origin: origin.to_string(),
+            message: format!(
+                "the description asks for {parameters} parameters but the weights hold only \
+                 {weights_len} bytes"
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// Checks that `value <= max` for a size read from a description.
 pub(crate) fn check_at_most(name: &'static str, value: usize, max: usize) -> Result<()> {

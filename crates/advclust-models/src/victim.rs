@@ -123,7 +123,7 @@ pub trait VictimModel: DifferentiableClusterModel + Sized {
     /// Its tag in saved descriptions.
     const KIND: VictimKind;
     /// Its architecture (hyperparameters only), saved as the description's `config`.
-    type Config: Serialize + DeserializeOwned + Clone + fmt::Debug;
+    type Config: Serialize + DeserializeOwned + Clone + fmt::Debug + crate::norm::Architecture;
 
     /// The architecture.
     fn victim_config(&self) -> &Self::Config;
@@ -177,6 +177,7 @@ pub trait VictimModel: DifferentiableClusterModel + Sized {
                 origin: origin.to_string(),
                 message: format!("config of a {} victim: {e}", Self::KIND),
             })?;
+        crate::norm::check_weights_hold(&config, weights.len(), origin)?;
         let model = Self::from_config(&config, device)?;
         let model = artifact::load_weights(model, weights, origin)?;
         Ok(model.with_training(description.training))

@@ -110,3 +110,78 @@ fn train_widths_are_bounded_too() {
             .is_ok()
     );
 }
+
+/// A mixture description whose sizes are absurd (found by `advclust-fuzz`'s
+/// `saved-victim-json` target: `num_clusters` 2^53 + 1 aborted, 2^63 - 1 panicked) is a typed
+/// error before anything is allocated.
+#[test]
+fn a_huge_mixture_is_refused_before_allocation() {
+    for k in [(1u64 << 53) + 1, i64::MAX as u64, u64::MAX] {
+        let description = serde_json::json!({
+            "format": "advclust-victim", "version": 1, "kind": "mixture",
+            "config": {"kind": "gmm", "input_shape": [1, 28, 28], "num_clusters": k,
+                       "components": 50},
+            "num_values": 0
+        });
+        let err = Victim::from_bytes(&description.to_string(), &[], &device())
+            .err()
+            .expect("a mixture of 2^53 clusters was accepted");
+        assert!(
+            matches!(err, ModelError::InvalidConfig { .. }),
+            "k = {k}: {err}"
+        );
+    }
+}
+
+/// Every embedded victim's weights hold at least what its description claims (the check
+/// passes on real files: they load), and a description with the same architecture given
+/// a few bytes of weights is refused before the model is built (found by the fuzzer: a 200-byte
+/// `model.json` of a 2^27-parameter ResNet made the loader build ~1 GB for a second).
+#[test]
+fn a_description_larger_than_its_weights_is_refused_before_building() {
+    for embedded in EMBEDDED {
+        embedded.load(&device()).unwrap();
+        let count = victim_parameter_count(embedded);
+        let params = embedded.parsed_description().unwrap().num_values;
+        assert!(
+            count as usize <= 2 * params && params <= 2 * count as usize,
+            "{}: described {count}, built {params}",
+            embedded.name
+        );
+        let err = Victim::from_bytes(embedded.description, &embedded.weights[..200], &device())
+            .err()
+            .expect("200 bytes of weights were accepted");
+        assert!(
+            matches!(err, ModelError::CorruptCheckpoint { .. }),
+            "{}: {err}",
+            embedded.name
+        );
+        assert!(err.to_string().contains("parameters"), "{err}");
+    }
+
+    fn victim_parameter_count(embedded: &advclust_models::EmbeddedVictim) -> u64 {
+        let description = embedded.parsed_description().unwrap();
+        let config = description.config;
+        match embedded.kind {
+            advclust_models::VictimKind::Cc => serde_json::from_value::<CcConfig>(config)
+                .unwrap()
+                .parameter_count(),
+            advclust_models::VictimKind::Scan | advclust_models::VictimKind::Nnm => {
+                serde_json::from_value::<advclust_models::ScanConfig>(config)
+                    .unwrap()
+                    .parameter_count()
+            }
+            advclust_models::VictimKind::Spice => {
+                serde_json::from_value::<advclust_models::SpiceConfig>(config)
+                    .unwrap()
+                    .parameter_count()
+            }
+            advclust_models::VictimKind::Mixture => {
+                serde_json::from_value::<advclust_models::MixtureConfig>(config)
+                    .unwrap()
+                    .parameter_count()
+            }
+        }
+        .unwrap()
+    }
+}

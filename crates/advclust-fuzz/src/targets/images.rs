@@ -6,7 +6,7 @@
 use std::io::Cursor;
 
 use advclust_data::{ColorMode, IMAGE_EXTENSIONS, ImageFolder};
-use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Luma, Rgb, Rgba};
+use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
 
 use super::data::{Seeds, check_dataset};
 use super::{Outcome, ScratchDir, Setup, Target, TargetInfo, check};
@@ -118,27 +118,6 @@ pub fn seeds() -> Seeds {
     ]
 }
 
-/// Known issue of the image readers (filed): `MAX_IMAGE_PIXELS` (2^26) lets a file of a few
-/// hundred bytes whose header claims 8192 x 8192 pixels decode for seconds (a truncated JPEG:
-/// 2.5 s) into about 1 GB of pixels and `f32` values; the fuzzer finds such headers.
-pub const KNOWN_IMAGE_PIXELS: &str =
-    "advclust-data: a tiny image claiming up to MAX_IMAGE_PIXELS decodes for seconds into ~1 GB";
-
-/// Pixels above which an input is taken for [`KNOWN_IMAGE_PIXELS`] (2048 x 2048: 0.2 s).
-const KNOWN_PIXELS_FROM: u64 = 1 << 22;
-
-/// The pixel count a file's header claims (as the loader reads it: content, then extension).
-fn claimed_pixels(bytes: &[u8], ext: &str) -> Option<u64> {
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .ok()?;
-    if reader.format().is_none() {
-        reader.set_format(ImageFormat::from_extension(ext)?);
-    }
-    let (w, h) = reader.into_dimensions().ok()?;
-    Some(u64::from(w) * u64::from(h))
-}
-
 /// Recomputes the CRC of every complete chunk of a PNG file, so that mutants get past the
 /// checksum to the decoder's header and data handling.
 pub fn fix_png_crcs(png: &mut [u8]) {
@@ -182,15 +161,6 @@ struct ImageFolderTarget {
 impl Target for ImageFolderTarget {
     fn name(&self) -> &'static str {
         "image-folder"
-    }
-
-    fn known_issue(&self, input: &[u8]) -> Option<&'static str> {
-        let (p, ext, _) = prepare(input);
-        [(1, ext[0]), (2, ext[1])]
-            .iter()
-            .filter_map(|&(i, e)| claimed_pixels(&p[i], e))
-            .any(|px| px > KNOWN_PIXELS_FROM)
-            .then_some(KNOWN_IMAGE_PIXELS)
     }
 
     fn run(&mut self, input: &[u8]) -> Outcome {

@@ -102,19 +102,6 @@ fn load_attack(dir: &Path, device: &Device) -> Outcome {
     })
 }
 
-/// Known issue of the attack loader (filed): `TrainedAttack::load` bounds the image shape of
-/// `attack.json` below (multiples of 4, at least 24) but not above, and builds a generator of
-/// `image_shape[0]` channels: 2^63 panics inside burn (shape overflow), 65,536 takes 0.6 s and
-/// 100 MB, larger counts abort on allocation.
-pub const KNOWN_ATTACK_CHANNELS: &str =
-    "advclust-gan: TrainedAttack::load does not bound image_shape[0] (generator channels)";
-
-/// The channel count an `attack.json` asks for, if it parses that far.
-fn attack_channels(json: &[u8]) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
-    v.get("image_shape")?.get(0)?.as_u64()
-}
-
 struct AttackTarget {
     name: &'static str,
     /// False: the input is the whole `attack.json`; true: an `[attack.json, generator.bpk]`
@@ -127,17 +114,6 @@ struct AttackTarget {
 impl Target for AttackTarget {
     fn name(&self) -> &'static str {
         self.name
-    }
-
-    fn known_issue(&self, input: &[u8]) -> Option<&'static str> {
-        let json = if self.container {
-            parts::split(input, 2).swap_remove(0)
-        } else {
-            input.to_vec()
-        };
-        attack_channels(&json)
-            .filter(|&c| c > 4096)
-            .map(|_| KNOWN_ATTACK_CHANNELS)
     }
 
     fn run(&mut self, input: &[u8]) -> Outcome {
@@ -200,13 +176,6 @@ impl Target for VictimTarget {
         self.name
     }
 
-    fn known_issue(&self, input: &[u8]) -> Option<&'static str> {
-        let json = parts::split(input, 2).swap_remove(0);
-        described_values(&json)
-            .filter(|&(values, _)| values > KNOWN_PARAMETERS_FROM)
-            .map(|(_, issue)| issue)
-    }
-
     fn run(&mut self, input: &[u8]) -> Outcome {
         let p = parts::split(input, 2);
         self.files.put(0, &p[0]);
@@ -232,73 +201,6 @@ impl Target for VictimTarget {
             Err(e) => Outcome::Rejected(format!("memberships: {e}")),
         }
     }
-}
-
-/// Known issue of the victim loader (filed): `MixtureModel`'s `VictimModel::from_config`
-/// allocates its mean, basis and centre vectors from the description before validating it, so
-/// a `model.json` with a huge `num_clusters`, `components` or `input_shape` aborts the process
-/// (or panics with a capacity overflow).
-pub const KNOWN_MIXTURE_ALLOCATES_FIRST: &str =
-    "advclust-models: MixtureModel::from_config allocates k x q and d x q before validating";
-
-/// Known issue of the victim loader (filed): `Victim::load` builds and randomly initialises
-/// the architecture `model.json` describes before checking the weights file against it, so a
-/// description of a few hundred bytes within the size limits (widths up to 16,384, 2^28
-/// parameters) costs up to seconds and gigabytes (`widths[0] = 4096`: 0.7 s, 600 MB) before
-/// the weights are refused.
-pub const KNOWN_VICTIM_BUILDS_FIRST: &str =
-    "advclust-models: Victim::load builds the described architecture before checking the weights";
-
-/// Described parameters above which an input is taken for a known issue (8 Mi: ~40 ms).
-const KNOWN_PARAMETERS_FROM: u128 = 1 << 23;
-
-/// A rough count of the values the victim loader allocates for the description in `json`
-/// before it looks at the weights, and which known issue that falls under.
-fn described_values(json: &[u8]) -> Option<(u128, &'static str)> {
-    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
-    let c = v.get("config")?;
-    let int = |x: Option<&serde_json::Value>| x.and_then(|x| x.as_u64()).map_or(0, u128::from);
-    let ints = |x: Option<&serde_json::Value>| -> Vec<u128> {
-        x.and_then(|x| x.as_array())
-            .map(|a| a.iter().map(|x| int(Some(x))).collect())
-            .unwrap_or_default()
-    };
-    let d = ints(c.get("input_shape"))
-        .iter()
-        .fold(1u128, |a, &x| a.saturating_mul(x));
-    let k = int(c.get("num_clusters"));
-    if v.get("kind").and_then(|k| k.as_str()) == Some("mixture") {
-        let q = int(c.get("components"));
-        let values = d
-            .saturating_add(d.saturating_mul(q))
-            .saturating_add(k.saturating_mul(q).saturating_mul(2))
-            .saturating_add(k);
-        return Some((values, KNOWN_MIXTURE_ALLOCATES_FIRST));
-    }
-    // ResNet backbone (3 x 3 convolutions, two per block) and the heads of every kind.
-    let b = c.get("backbone");
-    let widths = ints(b.and_then(|b| b.get("widths")));
-    let blocks = ints(b.and_then(|b| b.get("blocks")));
-    let stem = int(b.and_then(|b| b.get("stem_width")));
-    let mut total = stem.saturating_mul(9).saturating_mul(d.min(1 << 20));
-    let mut prev = stem;
-    for (i, &w) in widths.iter().enumerate() {
-        let n = blocks.get(i).copied().unwrap_or(1).max(1);
-        let block = w.saturating_mul(9).saturating_mul(prev.saturating_add(w));
-        total = total.saturating_add(block.saturating_mul(n));
-        prev = w;
-    }
-    let feat = prev;
-    let heads = int(c.get("num_heads")).max(1);
-    for hidden in [int(c.get("head_hidden")), int(c.get("hidden"))] {
-        let head = hidden.saturating_mul(
-            feat.saturating_add(k)
-                .saturating_add(int(c.get("instance_dim"))),
-        );
-        total = total.saturating_add(head.saturating_mul(heads));
-    }
-    total = total.saturating_add(feat.saturating_mul(k).saturating_mul(heads));
-    Some((total, KNOWN_VICTIM_BUILDS_FIRST))
 }
 
 fn build_victim(name: &'static str) -> Result<Box<dyn Target>> {

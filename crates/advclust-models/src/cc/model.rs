@@ -69,7 +69,10 @@ impl CcConfig {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Validates the architecture and counts its parameters (weights and biases, BatchNorm
+    /// statistics included), with checked arithmetic and every size bounded, before anything
+    /// is allocated.
+    pub fn parameter_count(&self) -> Result<u64> {
         check_input_shape(self.input_shape)?;
         check_num_clusters(self.num_clusters)?;
         if self.head_hidden == 0 || self.instance_dim == 0 {
@@ -95,11 +98,12 @@ impl CcConfig {
             self.head_hidden,
             self.num_clusters,
         )?;
-        self.backbone.validate(self.input_shape)
+        self.backbone.validate(self.input_shape)?;
+        Ok(total)
     }
 }
 
-crate::error::validated_by_itself!(CcConfig);
+crate::error::validated_architecture!(CcConfig);
 
 /// The outputs of one CC forward pass.
 #[derive(Debug, Clone)]

@@ -112,7 +112,10 @@ impl MixtureConfig {
         self.input_shape.iter().product()
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Validates the architecture and counts its parameters (weights and biases, BatchNorm
+    /// statistics included), with checked arithmetic and every size bounded, before anything
+    /// is allocated.
+    pub fn parameter_count(&self) -> Result<u64> {
         check_input_shape(self.input_shape)?;
         check_num_clusters(self.num_clusters)?;
         let d = self.input_dim();
@@ -134,11 +137,11 @@ impl MixtureConfig {
             2 * self.components,
             self.num_clusters,
         )?;
-        Ok(())
+        Ok(total)
     }
 }
 
-crate::error::validated_by_itself!(MixtureConfig);
+crate::error::validated_architecture!(MixtureConfig);
 
 /// A PCA projection followed by a Gaussian mixture (or soft k-means) posterior.
 ///
@@ -320,6 +323,7 @@ impl VictimModel for MixtureModel {
 
     /// Zero centres, unit precisions, uniform weights, a zero basis (the loader fills them).
     fn from_config(config: &MixtureConfig, device: &Device) -> Result<Self> {
+        let config = config.check_ref()?;
         let (d, q, k) = (config.input_dim(), config.components, config.num_clusters);
         let parts = MixtureParts {
             mean: vec![0.0; d],

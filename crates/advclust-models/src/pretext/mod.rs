@@ -70,7 +70,10 @@ impl SimClrConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Validates the architecture and counts its parameters (weights and biases, BatchNorm
+    /// statistics included), with checked arithmetic and every size bounded, before anything
+    /// is allocated.
+    pub fn parameter_count(&self) -> Result<u64> {
         check_input_shape(self.input_shape)?;
         if self.head_hidden == 0 || self.embedding_dim == 0 {
             return Err(ModelError::invalid(
@@ -88,11 +91,12 @@ impl SimClrConfig {
             self.head_hidden,
             self.embedding_dim,
         )?;
-        self.backbone.validate(self.input_shape)
+        self.backbone.validate(self.input_shape)?;
+        Ok(total)
     }
 }
 
-crate::error::validated_by_itself!(SimClrConfig);
+crate::error::validated_architecture!(SimClrConfig);
 
 /// A SimCLR model: ResNet backbone and MLP projection head.
 #[derive(Module, Debug)]
@@ -237,8 +241,10 @@ impl Pretext {
                 ),
             });
         }
+        let origin = dir.display().to_string();
+        crate::norm::check_weights_hold(&description.config, weights.len(), &origin)?;
         let model = SimClrModel::new(&description.config, 0, device)?;
-        let model = artifact::load_weights(model, weights, &dir.display().to_string())?;
+        let model = artifact::load_weights(model, weights, &origin)?;
         let path = dir.join(NEIGHBORS_FILE);
         let neighbors: Neighbors = artifact::read_json(&path)?;
         neighbors.validate(&path.display().to_string())?;

@@ -93,7 +93,7 @@ pub(crate) fn heads_from_pretext(
         mean: pc.mean.clone(),
         std: pc.std.clone(),
     };
-    config.validate()?;
+    config.parameter_count()?;
     let mut rng = SeededRng::seed_from_u64(seed);
     let backbone = crate::artifact::load_weights(
         config.backbone.init(&mut rng, device),

@@ -50,7 +50,10 @@ pub struct ScanConfig {
 }
 
 impl ScanConfig {
-    fn validate(&self) -> Result<()> {
+    /// Validates the architecture and counts its parameters (weights and biases, BatchNorm
+    /// statistics included), with checked arithmetic and every size bounded, before anything
+    /// is allocated.
+    pub fn parameter_count(&self) -> Result<u64> {
         check_input_shape(self.input_shape)?;
         check_num_clusters(self.num_clusters)?;
         if !(1..=MAX_HEADS).contains(&self.num_heads) {
@@ -78,11 +81,12 @@ impl ScanConfig {
                 self.num_clusters,
             )?;
         }
-        self.backbone.validate(self.input_shape)
+        self.backbone.validate(self.input_shape)?;
+        Ok(total)
     }
 }
 
-crate::error::validated_by_itself!(ScanConfig);
+crate::error::validated_architecture!(ScanConfig);
 
 /// A SCAN clustering model: ResNet backbone and linear cluster heads.
 #[derive(Module, Debug)]

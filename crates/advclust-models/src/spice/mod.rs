@@ -67,7 +67,10 @@ pub struct SpiceConfig {
 }
 
 impl SpiceConfig {
-    fn validate(&self) -> Result<()> {
+    /// Validates the architecture and counts its parameters (weights and biases, BatchNorm
+    /// statistics included), with checked arithmetic and every size bounded, before anything
+    /// is allocated.
+    pub fn parameter_count(&self) -> Result<u64> {
         check_input_shape(self.input_shape)?;
         check_num_clusters(self.num_clusters)?;
         if !(1..=MAX_HEADS).contains(&self.num_heads) {
@@ -99,11 +102,12 @@ impl SpiceConfig {
             )?;
             add_layer(&mut total, "num_clusters", self.hidden, self.num_clusters)?;
         }
-        self.backbone.validate(self.input_shape)
+        self.backbone.validate(self.input_shape)?;
+        Ok(total)
     }
 }
 
-crate::error::validated_by_itself!(SpiceConfig);
+crate::error::validated_architecture!(SpiceConfig);
 
 /// SPICE's cluster heads, a module of their own so that SPICE-Self trains them alone.
 #[derive(Module, Debug)]

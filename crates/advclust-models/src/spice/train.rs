@@ -173,7 +173,7 @@ pub fn train_spice(
         mean: pc.mean.clone(),
         std: pc.std.clone(),
     };
-    self_config.validate()?;
+    self_config.parameter_count()?;
     let inner = device.clone().inner();
     let backbone = pretext.model.backbone().valid().to_device(&inner);
     let [_, c, h, w] = images.dims();
