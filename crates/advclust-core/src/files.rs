@@ -75,6 +75,63 @@ pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The copy of a directory [`replace_dir`] keeps aside while it swaps a new one in.
+fn aside_path(dir: &Path) -> PathBuf {
+    dir.with_extension("old")
+}
+
+/// Replaces directory `dir` by one holding exactly `files` (name, bytes), as one step: the
+/// files are written and synced into a temporary sibling, the old `dir` is renamed aside, the
+/// new one renamed into place, and only then is the old one removed. A kill at any moment
+/// leaves a complete old or new directory, which [`complete_dir`] finds.
+pub fn replace_dir(dir: &Path, files: &[(&str, &[u8])]) -> io::Result<()> {
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir_all(&tmp)?;
+    for (name, bytes) in files {
+        let mut file = File::create(tmp.join(name))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    sync_dir(&tmp)?;
+    let aside = aside_path(dir);
+    if aside.exists() {
+        fs::remove_dir_all(&aside)?;
+    }
+    if dir.exists() {
+        fs::rename(dir, &aside)?;
+    }
+    fs::rename(&tmp, dir)?;
+    sync_dir(dir.parent().unwrap_or(Path::new("")))?;
+    if aside.exists() {
+        fs::remove_dir_all(&aside)?;
+    }
+    Ok(())
+}
+
+/// The newest complete directory [`replace_dir`] left at `dir`: `dir` itself when it holds
+/// every file of `required`, else the copy set aside by a swap that was cut short, else none.
+pub fn complete_dir(dir: &Path, required: &[&str]) -> Option<PathBuf> {
+    [dir.to_path_buf(), aside_path(dir)]
+        .into_iter()
+        .find(|d| required.iter().all(|f| d.join(f).is_file()))
+}
+
+/// Removes what [`replace_dir`] wrote at `dir` (the directory, its aside copy and this
+/// process's temporary), ignoring what is not there.
+pub fn remove_dir_copies(dir: &Path) -> io::Result<()> {
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    for d in [dir.to_path_buf(), aside_path(dir), tmp] {
+        match fs::remove_dir_all(&d) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Syncs a directory so that renames into it are durable (a no-op where directories cannot be
 /// opened, as on Windows).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -92,6 +149,29 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_directory_is_complete_old_or_new() {
+        let root = std::env::temp_dir().join(format!("advclust-dirs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let dir = root.join("checkpoint");
+        assert!(complete_dir(&dir, &["a", "b"]).is_none());
+        replace_dir(&dir, &[("a", b"1"), ("b", b"1")]).unwrap();
+        replace_dir(&dir, &[("a", b"2"), ("b", b"2")]).unwrap();
+        assert_eq!(complete_dir(&dir, &["a", "b"]), Some(dir.clone()));
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"2");
+        // A swap cut short after the old copy went aside: the aside copy is found.
+        fs::rename(&dir, aside_path(&dir)).unwrap();
+        assert_eq!(complete_dir(&dir, &["a", "b"]), Some(aside_path(&dir)));
+        // An incomplete new copy is passed over.
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("a"), b"3").unwrap();
+        assert_eq!(complete_dir(&dir, &["a", "b"]), Some(aside_path(&dir)));
+        remove_dir_copies(&dir).unwrap();
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+        fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn replaces_and_leaves_no_temporary() {

@@ -98,6 +98,28 @@ pub struct QueryEstimator {
     pub max_images_per_call: Option<usize>,
 }
 
+impl QueryEstimator {
+    /// Images of each oracle call one estimate at `n` images makes, in order: the
+    /// `2 * samples * n` perturbed copies in calls of at most `max_images_per_call` (one call
+    /// for `Backprop`, which makes none: empty).
+    pub fn call_sizes(&self, n: usize) -> Vec<usize> {
+        let samples = match self.source {
+            GradientSource::Nes { samples, .. } | GradientSource::Spsa { samples, .. } => samples,
+            GradientSource::Backprop => return Vec::new(),
+        };
+        let total = samples.saturating_mul(2).saturating_mul(n);
+        chunk_sizes(total, self.max_images_per_call)
+    }
+}
+
+/// `total` split into consecutive calls of at most `max_per_call` (`None`: one call).
+pub(crate) fn chunk_sizes(total: usize, max_per_call: Option<usize>) -> Vec<usize> {
+    let chunk = max_per_call.unwrap_or(total).max(1);
+    (0..total.div_ceil(chunk))
+        .map(|i| chunk.min(total - i * chunk))
+        .collect()
+}
+
 /// Estimates `dL_adv / dx_adv` at `x_adv` from `oracle` queries only.
 ///
 /// The estimator's `source` must be [`GradientSource::Nes`] or [`GradientSource::Spsa`]; the

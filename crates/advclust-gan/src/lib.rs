@@ -75,7 +75,7 @@ pub use nets::{
     Discriminator, Generator, MIN_IMAGE_SIDE, ResnetBlock, check_image_shape, trainable_params,
 };
 pub use objective::{AdvLoss, log_margin_loss, soft_mi_loss, soft_mi_weights};
-pub use report::{AttackReport, ConvergenceInfo, EpochStats, Evaluation};
+pub use report::{AttackReport, ConvergenceInfo, EpochStats, Evaluation, StopReason};
 pub use train::{
     AttackGan, AttackTrainer, FrozenVictim, StepStats, train_backprop, train_query_only,
 };

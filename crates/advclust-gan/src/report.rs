@@ -44,6 +44,10 @@ pub struct EpochStats {
     pub steps: u64,
     /// Seconds since training started.
     pub elapsed_s: f64,
+    /// True for the last entry of a run that stopped inside an epoch (on a spent budget): the
+    /// means are over the steps that ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// Where the convergence rule fired.
@@ -80,6 +84,9 @@ pub struct AttackReport {
     pub training_queries: QueryCounts,
     /// Set when the convergence rule stopped training.
     pub converged: Option<ConvergenceInfo>,
+    /// Why training ended (the last epoch, convergence, or the query budget).
+    #[serde(default)]
+    pub stopped: StopReason,
     /// Set when training stopped on an error (the message).
     pub interrupted: Option<String>,
     /// Wall time of training, seconds.
@@ -117,6 +124,59 @@ impl AttackReport {
     /// The last epoch's stats, if any epoch completed.
     pub fn last_epoch(&self) -> Option<&EpochStats> {
         self.curves.last()
+    }
+}
+
+/// Why training ended. A spent query budget is the normal end of a black-box run: training
+/// stops before a step whose calls would not all fit (nothing of that step is sent), and the
+/// attack trained so far is the result, not an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum StopReason {
+    /// The configured number of epochs ran.
+    #[default]
+    Epochs,
+    /// The convergence rule fired (see [`AttackReport::converged`]).
+    Converged,
+    /// The next step needed more queries than the budget had left; it was not started.
+    Budget {
+        /// Batch calls the next step would have made.
+        next_step_calls: u64,
+        /// Images of those calls.
+        next_step_images: u64,
+    },
+    /// The oracle itself refused a query for its own budget (e.g. a server's quota); the step
+    /// it happened in made no update.
+    OracleBudget {
+        /// The oracle's message.
+        message: String,
+    },
+}
+
+impl StopReason {
+    /// True when a query budget (this run's or the oracle's) ended training.
+    pub fn is_budget(&self) -> bool {
+        matches!(self, StopReason::Budget { .. } | StopReason::OracleBudget { .. })
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Epochs => f.write_str("all epochs ran"),
+            StopReason::Converged => f.write_str("converged"),
+            StopReason::Budget {
+                next_step_calls,
+                next_step_images,
+            } => write!(
+                f,
+                "query budget spent (the next step needed {next_step_calls} calls of \
+                 {next_step_images} images)"
+            ),
+            StopReason::OracleBudget { message } => {
+                write!(f, "the oracle's budget is spent: {message}")
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{self, load_weights, read_file_limited, weights_bytes, write_atomic};
+use crate::artifact::{self, load_weights, read_file_limited, weights_bytes};
 use crate::error::{ModelError, Result};
 
 /// The run settings shared by every training stage (the model's own hyperparameters live in
@@ -307,51 +307,31 @@ impl Checkpointer {
         &self.dir
     }
 
-    fn aside(&self) -> PathBuf {
-        self.dir.with_extension("old")
-    }
-
     fn save<M: Module>(
         &self,
         model: &M,
         optim: &ModuleOptimizer,
         state: &CheckpointState,
     ) -> Result<()> {
-        let tmp = self
-            .dir
-            .with_extension(format!("tmp-{}", std::process::id()));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
-        }
-        std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
-        write_atomic(&tmp.join(MODEL_FILE), &weights_bytes(model)?)?;
-        let path = tmp.join(OPTIMIZER_FILE);
-        optim
+        let optimizer = optim
             .to_record()
-            .save(&path)
-            .map_err(|e| ModelError::Save(format!("{}: {e}", path.display())))?;
-        artifact::write_json(&tmp.join(STATE_FILE), state)?;
-        let aside = self.aside();
-        if aside.exists() {
-            std::fs::remove_dir_all(&aside).map_err(|e| ModelError::io(&aside, e))?;
-        }
-        if self.dir.exists() {
-            std::fs::rename(&self.dir, &aside).map_err(|e| ModelError::io(&self.dir, e))?;
-        }
-        std::fs::rename(&tmp, &self.dir).map_err(|e| ModelError::io(&self.dir, e))?;
-        if aside.exists() {
-            std::fs::remove_dir_all(&aside).map_err(|e| ModelError::io(&aside, e))?;
-        }
-        Ok(())
+            .into_bytes()
+            .map_err(|e| ModelError::Save(format!("optimizer state: {e}")))?;
+        let state = serde_json::to_vec_pretty(state).map_err(|e| ModelError::Save(e.to_string()))?;
+        advclust_core::files::replace_dir(
+            &self.dir,
+            &[
+                (MODEL_FILE, &weights_bytes(model)?),
+                (OPTIMIZER_FILE, &optimizer),
+                (STATE_FILE, &state),
+            ],
+        )
+        .map_err(|e| ModelError::io(&self.dir, e))
     }
 
     /// The directory holding the newest complete checkpoint, if any.
     fn complete(&self) -> Option<PathBuf> {
-        [self.dir.clone(), self.aside()].into_iter().find(|d| {
-            [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE]
-                .iter()
-                .all(|f| d.join(f).is_file())
-        })
+        advclust_core::files::complete_dir(&self.dir, &[MODEL_FILE, OPTIMIZER_FILE, STATE_FILE])
     }
 
     fn load<M: Module>(
@@ -364,10 +344,12 @@ impl Checkpointer {
         let bytes = read_file_limited(&path, artifact::MAX_WEIGHTS_BYTES)?;
         let model = load_weights(model, bytes, &path.display().to_string())?;
         let path = dir.join(OPTIMIZER_FILE);
-        let optim = OptimizerRecord::load(&path).map_err(|e| ModelError::CorruptCheckpoint {
-            origin: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let bytes = read_file_limited(&path, artifact::MAX_WEIGHTS_BYTES)?;
+        let optim = OptimizerRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| ModelError::CorruptCheckpoint {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
         Ok((model, optim, state))
     }
 }

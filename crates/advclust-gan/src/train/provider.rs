@@ -37,6 +37,11 @@ impl StepCtx {
 pub(crate) trait AdvProvider {
     fn num_clusters(&self) -> usize;
     fn counts(&self) -> QueryCounts;
+    /// The ledger the queries are charged to.
+    fn ledger(&self) -> &QueryLedger;
+    /// Images of each victim call the step on `indices` would make, in order (planned
+    /// against the budget before the step starts).
+    fn step_calls(&self, indices: &[usize]) -> Vec<usize>;
     fn adv_term(
         &mut self,
         indices: &[usize],
@@ -111,6 +116,18 @@ impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
         self.ledger.counts()
     }
 
+    fn ledger(&self) -> &QueryLedger {
+        &self.ledger
+    }
+
+    fn step_calls(&self, indices: &[usize]) -> Vec<usize> {
+        let n = indices.len();
+        match self.target {
+            None => vec![n, n],
+            Some(_) => vec![n],
+        }
+    }
+
     fn adv_term(
         &mut self,
         _indices: &[usize],
@@ -181,6 +198,14 @@ pub(super) struct QueryProvider<'a> {
 }
 
 impl QueryProvider<'_> {
+    fn estimator(&self) -> QueryEstimator {
+        QueryEstimator {
+            source: self.source,
+            tile: self.tile,
+            max_images_per_call: self.max_images_per_call,
+        }
+    }
+
     pub(super) fn ensure_clean(&mut self, indices: &[usize]) -> Result<()> {
         let missing: Vec<usize> = indices
             .iter()
@@ -218,6 +243,22 @@ impl AdvProvider for QueryProvider<'_> {
         self.oracle.counts()
     }
 
+    fn ledger(&self) -> &QueryLedger {
+        self.oracle.ledger()
+    }
+
+    fn step_calls(&self, indices: &[usize]) -> Vec<usize> {
+        let mut sizes = match self.target {
+            None => {
+                let missing = indices.iter().filter(|&&i| !self.known[i]).count();
+                crate::estimate::chunk_sizes(missing, self.max_images_per_call)
+            }
+            Some(_) => Vec::new(),
+        };
+        sizes.extend(self.estimator().call_sizes(indices.len()));
+        sizes
+    }
+
     fn adv_term(
         &mut self,
         indices: &[usize],
@@ -250,11 +291,7 @@ impl AdvProvider for QueryProvider<'_> {
             x_adv_host,
             objective,
             self.distance,
-            &QueryEstimator {
-                source: self.source,
-                tile: self.tile,
-                max_images_per_call: self.max_images_per_call,
-            },
+            &self.estimator(),
             &mut self.rng,
         )?;
         if est.gradient.iter().any(|v| !v.is_finite()) {
