@@ -87,6 +87,11 @@ impl QueryLedger {
         self.budget
     }
 
+    /// Continues counting from `counts` (the ledger of a run resumed from a checkpoint).
+    pub fn resume_from(&mut self, counts: QueryCounts) {
+        self.counts = counts;
+    }
+
     /// Counts so far.
     pub fn counts(&self) -> QueryCounts {
         self.counts
@@ -188,6 +193,11 @@ impl<O> Budgeted<O> {
     /// Counts so far.
     pub fn counts(&self) -> QueryCounts {
         self.ledger.counts()
+    }
+
+    /// Continues counting from `counts` (see [`QueryLedger::resume_from`]).
+    pub fn resume_from(&mut self, counts: QueryCounts) {
+        self.ledger.resume_from(counts);
     }
 
     /// The wrapped oracle.

@@ -32,6 +32,25 @@ pub const MAX_GENERATOR_FILE_BYTES: u64 = 256 << 20;
 /// Version of the saved-attack format.
 const FORMAT_VERSION: u32 = 1;
 
+/// The burnpack bytes of `module`'s parameters and buffers.
+pub(crate) fn module_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
+    Ok(module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| AttackError::Record(e.to_string()))?
+        .to_vec())
+}
+
+/// `module` with the parameters of burnpack `bytes` (of the same architecture) loaded.
+pub(crate) fn load_module_bytes<M: Module>(module: M, bytes: Vec<u8>, origin: &str) -> Result<M> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| AttackError::Record(format!("{origin}: {e}")))?;
+    module
+        .try_load_record(record)
+        .map_err(|e| AttackError::Record(format!("{origin}: {e}")))
+}
+
 /// The JSON side of a saved attack.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SavedAttack {
@@ -49,8 +68,8 @@ struct SavedAttack {
 pub struct GeneratorSnapshot {
     /// The call count asked for.
     pub requested_calls: u64,
-    /// Training queries made when the copy was taken (at most `requested_calls` calls; a run
-    /// stopped by that budget also counts the calls of the step it could not finish).
+    /// Training queries made when the copy was taken (at most `requested_calls` calls: what a
+    /// run with that budget reports, since it stops before a step that would not fit).
     pub queries: advclust_core::QueryCounts,
     /// Training steps done then.
     pub steps: u64,
@@ -58,6 +77,11 @@ pub struct GeneratorSnapshot {
 }
 
 impl GeneratorSnapshot {
+    /// The generator copy.
+    pub(crate) fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
     /// A copy of `generator` (any device; moved to the plain version of `device`, evaluation
     /// mode).
     pub(crate) fn new(
@@ -208,12 +232,7 @@ impl TrainedAttack {
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| AttackError::io(dir, e))?;
-        let weights = self
-            .generator
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| AttackError::Record(e.to_string()))?;
+        let weights = module_bytes(&self.generator)?;
         let weights_path = dir.join(GENERATOR_FILE);
         advclust_core::write_atomic(&weights_path, &weights[..])
             .map_err(|e| AttackError::io(&weights_path, e))?;
@@ -263,11 +282,11 @@ impl TrainedAttack {
         let weights_path = dir.join(GENERATOR_FILE);
         let weights = advclust_core::read_bounded(&weights_path, MAX_GENERATOR_FILE_BYTES)
             .map_err(|e| AttackError::io(&weights_path, e))?;
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
-            .map_err(|e| AttackError::Record(format!("{}: {e}", weights_path.display())))?;
-        let generator = Generator::new(saved.image_shape[0], 0, &device)
-            .try_load_record(record)
-            .map_err(|e| AttackError::Record(format!("{}: {e}", weights_path.display())))?;
+        let generator = load_module_bytes(
+            Generator::new(saved.image_shape[0], 0, &device),
+            weights,
+            &weights_path.display().to_string(),
+        )?;
         Ok(TrainedAttack {
             snapshots: Vec::new(),
             generator: generator.valid(),

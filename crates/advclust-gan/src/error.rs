@@ -82,9 +82,15 @@ pub enum AttackError {
     /// The generator weights could not be saved or loaded.
     #[error("generator weights: {0}")]
     Record(String),
-    /// A saved attack does not match what it is loaded for.
+    /// A saved attack or checkpoint does not match what it is loaded for.
     #[error("incompatible saved attack: {0}")]
     Incompatible(String),
+    /// A run was asked to resume, but its checkpoint directory holds no complete checkpoint.
+    #[error("nothing to resume: no complete checkpoint in {}", dir.display())]
+    NothingToResume {
+        /// The checkpoint directory.
+        dir: PathBuf,
+    },
     /// Training stopped early because of `source`; `partial` is the attack trained so far
     /// (generator after the last completed step, report up to then), saved to `saved_to` when the
     /// configuration has an output directory.

@@ -156,7 +156,10 @@ pub enum StopReason {
 impl StopReason {
     /// True when a query budget (this run's or the oracle's) ended training.
     pub fn is_budget(&self) -> bool {
-        matches!(self, StopReason::Budget { .. } | StopReason::OracleBudget { .. })
+        matches!(
+            self,
+            StopReason::Budget { .. } | StopReason::OracleBudget { .. }
+        )
     }
 }
 

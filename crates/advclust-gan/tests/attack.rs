@@ -7,7 +7,7 @@ use advclust_core::{
 };
 use advclust_gan::{
     AttackConfig, AttackError, CheckedAttackConfig, GradientSource, LrMilestone, OptimizerConfig,
-    Stopping, TrainedAttack, train_backprop, train_query_only,
+    StopReason, Stopping, TrainedAttack, train_backprop, train_query_only,
 };
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -135,11 +135,12 @@ fn nan_inputs_and_outputs_are_typed_errors() {
 }
 
 #[test]
-fn exhausted_budget_keeps_and_saves_the_generator() {
+fn a_spent_budget_ends_training_normally_before_the_step_that_would_not_fit() {
     let dev = device();
     let (x, _) = halves(16, 1, SIDE);
     let dir = temp_dir("budget");
-    // Query-only: 16 clean images once, then 8 * 2 * 2 = 32 images per step; room for 2 steps.
+    // Query-only: 16 clean images once, then 8 * 2 * 2 = 32 images per step; room for 2 steps
+    // (the third would need 32 images with 10 left: it is not started, nothing is spent).
     let config = base()
         .with_gradient_source(GradientSource::Spsa {
             samples: 2,
@@ -151,32 +152,41 @@ fn exhausted_budget_keeps_and_saves_the_generator() {
         .unwrap();
     let victim = HalfVictim::new(10.0, &dev);
     let mut oracle = ModelOracle::new(&victim, &dev);
-    let err = train_query_only(&config, &mut oracle, &x, &dev).unwrap_err();
-    assert!(err.is_budget_exhausted(), "{err}");
-    let AttackError::Interrupted {
-        partial, saved_to, ..
-    } = err
-    else {
-        panic!("not interrupted")
-    };
-    assert_eq!(partial.report().steps, 2);
-    assert_eq!(partial.report().training_queries.images, 16 + 2 * 32);
-    assert!(partial.report().interrupted.is_some());
-    assert_eq!(saved_to.as_deref(), Some(dir.as_path()));
+    let attack = train_query_only(&config, &mut oracle, &x, &dev).unwrap();
+    let report = attack.report();
+    assert_eq!(report.steps, 2);
+    assert_eq!(report.training_queries.images, 16 + 2 * 32);
+    assert_eq!(
+        report.stopped,
+        StopReason::Budget {
+            next_step_calls: 1,
+            next_step_images: 32
+        }
+    );
+    assert!(report.stopped.is_budget());
+    assert!(report.interrupted.is_none());
+    // The one complete epoch (2 steps of 8 images) is in the curves; the second made none.
+    assert_eq!(report.curves.last().unwrap().steps, 2);
     let loaded = TrainedAttack::load(&dir, &dev).unwrap();
-    assert_eq!(loaded.perturb(&x).unwrap(), partial.perturb(&x).unwrap());
-    assert_eq!(loaded.report(), partial.report());
+    assert_eq!(loaded.perturb(&x).unwrap(), attack.perturb(&x).unwrap());
+    assert_eq!(loaded.report(), attack.report());
 
-    // Backprop: one clean and one adversarial call per step; 5 calls allow 2 steps.
+    // Backprop: one clean and one adversarial call per step; 5 calls allow 2 steps and the
+    // fifth call is never made.
     let config = base()
         .with_budget(QueryBudget::batch_calls(5))
         .check()
         .unwrap();
-    let err = train_backprop(&config, &victim, &x, &dev).unwrap_err();
-    assert!(err.is_budget_exhausted());
-    let partial = err.into_partial().unwrap();
-    assert_eq!(partial.report().steps, 2);
-    assert_eq!(partial.report().training_queries.batch_calls, 5);
+    let attack = train_backprop(&config, &victim, &x, &dev).unwrap();
+    assert_eq!(attack.report().steps, 2);
+    assert_eq!(attack.report().training_queries.batch_calls, 4);
+    assert!(matches!(
+        attack.report().stopped,
+        StopReason::Budget {
+            next_step_calls: 2,
+            ..
+        }
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

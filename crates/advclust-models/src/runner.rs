@@ -317,7 +317,8 @@ impl Checkpointer {
             .to_record()
             .into_bytes()
             .map_err(|e| ModelError::Save(format!("optimizer state: {e}")))?;
-        let state = serde_json::to_vec_pretty(state).map_err(|e| ModelError::Save(e.to_string()))?;
+        let state =
+            serde_json::to_vec_pretty(state).map_err(|e| ModelError::Save(e.to_string()))?;
         advclust_core::files::replace_dir(
             &self.dir,
             &[

@@ -25,9 +25,11 @@ use crate::estimate::{AdvObjective, QueryEstimator, estimate_adv_gradient};
 use crate::nets::{Discriminator, Generator, check_image_shape};
 use crate::report::{AttackReport, ConvergenceInfo, EpochStats};
 
+mod checkpoint;
 mod provider;
 mod trainer;
 
+pub use checkpoint::CheckpointPolicy;
 pub use trainer::{AttackTrainer, train_backprop, train_query_only};
 
 /// Sub-seed streams derived from the configuration seed.
@@ -95,7 +97,7 @@ pub(crate) use provider::{AdvProvider, StepCtx};
 use provider::{BackpropProvider, QueryProvider, check_clusters};
 
 /// Losses and perturbation statistics of one training step.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StepStats {
     /// Discriminator loss.
     pub d_loss: f64,
@@ -223,6 +225,12 @@ impl AttackGan {
             self.opt_g = self.adam.init();
             self.opt_d = self.adam.init();
         }
+    }
+
+    /// Continues epoch `epoch` after a resume: its learning-rate factor, without the fresh
+    /// Adam state a milestone starting there gave when the epoch began.
+    pub(crate) fn continue_epoch(&mut self, epoch: usize) {
+        self.lr_factor = self.settings.optimizer.factor_at(epoch);
     }
 
     /// Gives the trained generator back.

@@ -1,6 +1,7 @@
 //! Where `L_adv` comes from: backpropagation through a differentiable victim, or gradient
 //! estimates from queries only.
 
+use super::checkpoint::ProviderState;
 use super::*;
 use crate::objective::{AdvLoss, log_margin_loss, soft_mi_loss};
 
@@ -42,6 +43,10 @@ pub(crate) trait AdvProvider {
     /// Images of each victim call the step on `indices` would make, in order (planned
     /// against the budget before the step starts).
     fn step_calls(&self, indices: &[usize]) -> Vec<usize>;
+    /// What it carries between steps (for a checkpoint).
+    fn state(&self) -> ProviderState;
+    /// Continues from a checkpoint's state; an error message when it does not fit.
+    fn restore(&mut self, state: ProviderState) -> std::result::Result<(), String>;
     fn adv_term(
         &mut self,
         indices: &[usize],
@@ -126,6 +131,21 @@ impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
             None => vec![n, n],
             Some(_) => vec![n],
         }
+    }
+
+    fn state(&self) -> ProviderState {
+        ProviderState {
+            counts: self.ledger.counts(),
+            ..ProviderState::default()
+        }
+    }
+
+    fn restore(&mut self, state: ProviderState) -> std::result::Result<(), String> {
+        if !(state.known.is_empty() && state.clean.is_empty() && state.prior.is_empty()) {
+            return Err("it holds a query-only run's state; this run backpropagates".into());
+        }
+        self.ledger.resume_from(state.counts);
+        Ok(())
     }
 
     fn adv_term(
@@ -259,6 +279,37 @@ impl AdvProvider for QueryProvider<'_> {
         sizes
     }
 
+    fn state(&self) -> ProviderState {
+        ProviderState {
+            counts: self.oracle.counts(),
+            known: self.known.clone(),
+            rng: Some(advclust_core::RngState::of(&self.rng)),
+            clean: self.clean.clone(),
+            prior: self.prior.clone(),
+        }
+    }
+
+    fn restore(&mut self, state: ProviderState) -> std::result::Result<(), String> {
+        let (n, k, d) = (self.train.len(), self.k, self.train.image_len());
+        let Some(rng) = state.rng else {
+            return Err("it holds a backprop run's state; this run is query-only".into());
+        };
+        if state.known.len() != n
+            || state.clean.len() != n * k
+            || !(state.prior.is_empty() || state.prior.len() == n * d)
+        {
+            return Err(format!(
+                "its query caches do not fit {n} training images of {d} values and {k} clusters"
+            ));
+        }
+        self.oracle.resume_from(state.counts);
+        self.known = state.known;
+        self.clean = state.clean;
+        self.prior = state.prior;
+        self.rng = rng.restore();
+        Ok(())
+    }
+
     fn adv_term(
         &mut self,
         indices: &[usize],
@@ -286,12 +337,13 @@ impl AdvProvider for QueryProvider<'_> {
             (None, _, _) => AdvObjective::Away(&rows),
             (Some(t), _, _) => AdvObjective::Toward(t),
         };
+        let estimator = self.estimator();
         let est = estimate_adv_gradient(
             &mut self.oracle,
             x_adv_host,
             objective,
             self.distance,
-            &self.estimator(),
+            &estimator,
             &mut self.rng,
         )?;
         if est.gradient.iter().any(|v| !v.is_finite()) {

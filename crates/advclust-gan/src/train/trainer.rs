@@ -1,6 +1,10 @@
-//! The epoch loop: batches, evaluation curves, convergence stopping, budgets.
+//! The epoch loop: batches, evaluation curves, convergence stopping, budgets, checkpoints.
 
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{Progress, Training, fingerprint};
 use super::*;
+use crate::report::StopReason;
 
 /// Trains attacks: holds the configuration, the device and optional ground-truth labels (for
 /// the per-epoch NMI curve).
@@ -9,11 +13,12 @@ pub struct AttackTrainer<'a> {
     config: &'a CheckedAttackConfig,
     device: Device,
     labels: Option<&'a [usize]>,
+    checkpoints: Option<CheckpointPolicy>,
 }
 
 /// Running sums of an epoch: the steps' stats added up (`max_linf` is the maximum).
-#[derive(Default)]
-struct EpochAcc {
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct EpochAcc {
     steps: usize,
     sum: StepStats,
 }
@@ -36,10 +41,10 @@ impl EpochAcc {
 }
 
 /// The generator copies still to take and those taken.
-struct Snapshots {
-    /// Requested call counts, ascending, not yet taken.
-    pending: Vec<u64>,
-    taken: Vec<GeneratorSnapshot>,
+pub(crate) struct Snapshots {
+    /// Requested call counts, descending (the next one last), not yet taken.
+    pub(super) pending: Vec<u64>,
+    pub(super) taken: Vec<GeneratorSnapshot>,
 }
 
 impl Snapshots {
@@ -80,7 +85,8 @@ impl Snapshots {
 }
 
 /// Plateau detector of [`Stopping::Convergence`].
-struct Plateau {
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Plateau {
     best: Option<f64>,
     stalled: usize,
 }
@@ -119,7 +125,16 @@ impl<'a> AttackTrainer<'a> {
             config,
             device: device.clone(),
             labels: None,
+            checkpoints: None,
         }
+    }
+
+    /// Checkpoints training (and, with [`CheckpointPolicy::resume`], continues from the last
+    /// checkpoint): a run killed at any point and resumed with the same inputs ends with the
+    /// same generator and report (wall times aside) as one never stopped.
+    pub fn with_checkpoints(mut self, policy: CheckpointPolicy) -> Self {
+        self.checkpoints = Some(policy);
+        self
     }
 
     /// Ground-truth labels of the training images, for the per-epoch NMI curve (no queries).
@@ -217,6 +232,7 @@ impl<'a> AttackTrainer<'a> {
             steps: 0,
             training_queries: QueryCounts::default(),
             converged: None,
+            stopped: StopReason::default(),
             interrupted: None,
             training_wall_time_s: 0.0,
             curves: Vec::new(),
@@ -228,15 +244,36 @@ impl<'a> AttackTrainer<'a> {
             evaluation_queries: QueryCounts::default(),
             evaluation_wall_time_s: 0.0,
         };
-        let started = Instant::now();
         let mut snapshots = Snapshots::new(&cfg.snapshot_calls);
+        let mut progress = Progress::new(train.len(), cfg.seed);
+        let fingerprint = fingerprint(cfg.settings(), train, self.labels, k)?;
+        if let Some(policy) = self.checkpoints.as_ref().filter(|p| p.resume) {
+            Training {
+                gan: &mut gan,
+                provider: &mut provider,
+                report: &mut report,
+                snapshots: &mut snapshots,
+                progress: &mut progress,
+            }
+            .restore(&policy.dir, &fingerprint, &self.device)?;
+        }
+        // Wall time goes on from what the checkpoint's run had spent.
+        let started = Instant::now()
+            .checked_sub(std::time::Duration::from_secs_f64(
+                report.training_wall_time_s.max(0.0),
+            ))
+            .unwrap_or_else(Instant::now);
         let result = self.epochs(
-            &mut gan,
-            &mut provider,
+            Training {
+                gan: &mut gan,
+                provider: &mut provider,
+                report: &mut report,
+                snapshots: &mut snapshots,
+                progress: &mut progress,
+            },
             train,
-            &mut report,
             started,
-            &mut snapshots,
+            &fingerprint,
         );
         // The calls not reached: the final generator is what those budgets return.
         snapshots.take_remaining(
@@ -282,100 +319,171 @@ impl<'a> AttackTrainer<'a> {
 
     fn epochs(
         &self,
-        gan: &mut AttackGan,
-        provider: &mut dyn AdvProvider,
+        t: Training<'_>,
         train: &ImageBatch,
-        report: &mut AttackReport,
         started: Instant,
-        snapshots: &mut Snapshots,
+        fingerprint: &serde_json::Value,
     ) -> Result<()> {
         let cfg = self.config;
         let n = train.len();
         let bs = cfg.batch_size.min(n);
         let steps_per_epoch = n.div_ceil(bs);
         let max_epochs = cfg.stopping.max_epochs();
-        let mut order: Vec<usize> = (0..n).collect();
-        let mut shuffle_rng = SeededRng::seed_from_u64(derive_seed(cfg.seed, STREAM_SHUFFLE));
-        let mut plateau = Plateau {
-            best: None,
-            stalled: 0,
-        };
         let bar = progress_bar(
             (max_epochs * steps_per_epoch) as u64,
             cfg.progress,
             "attack",
         );
-        let mut adv_clusters = vec![0usize; n];
-        for epoch in 1..=max_epochs {
-            gan.begin_epoch(epoch);
-            if cfg.shuffle {
-                order.shuffle(&mut shuffle_rng);
+        bar.set_position(t.report.steps);
+        if t.progress.begun {
+            t.gan.continue_epoch(t.progress.epoch);
+        }
+        while !t.progress.finished {
+            let epoch = t.progress.epoch;
+            let p = &mut *t.progress;
+            if !p.begun {
+                t.gan.begin_epoch(epoch);
+                if cfg.shuffle {
+                    p.order.shuffle(&mut p.shuffle_rng);
+                }
+                p.begun = true;
+                p.next = 0;
+                p.acc = EpochAcc::default();
             }
-            let mut acc = EpochAcc::default();
-            for indices in order.chunks(bs) {
-                let batch = train.select(indices)?;
+            let mut stop = None;
+            while t.progress.next < steps_per_epoch {
+                let p = &*t.progress;
+                let indices = p.order[p.next * bs..((p.next + 1) * bs).min(n)].to_vec();
+                let calls = t.provider.step_calls(&indices);
+                if t.provider.ledger().calls_that_fit(calls.iter().copied()) < calls.len() {
+                    stop = Some(StopReason::Budget {
+                        next_step_calls: calls.len() as u64,
+                        next_step_images: calls.iter().map(|&c| c as u64).sum(),
+                    });
+                    break;
+                }
                 let ctx = StepCtx {
                     epoch,
-                    step: report.steps + 1,
+                    step: t.report.steps + 1,
                 };
-                let before = snapshots
+                let before = t
+                    .snapshots
                     .pending()
-                    .then(|| (gan.generator().clone(), provider.counts()));
-                let (stats, clusters) = gan.step(&batch, indices, provider, ctx)?;
+                    .then(|| (t.gan.generator().clone(), t.provider.counts()));
+                let batch = train.select(&indices)?;
+                let (stats, clusters) = match t.gan.step(&batch, &indices, t.provider, ctx) {
+                    Ok(done) => done,
+                    // The oracle's own quota: the step made no update; the run ends here.
+                    Err(e) if e.is_budget_exhausted() => {
+                        stop = Some(StopReason::OracleBudget {
+                            message: e.to_string(),
+                        });
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if let Some((generator, counts)) = before {
-                    let calls = provider.counts().batch_calls;
-                    snapshots.take_remaining(calls, counts, report.steps, &generator, &self.device);
+                    let calls = t.provider.counts().batch_calls;
+                    t.snapshots.take_remaining(
+                        calls,
+                        counts,
+                        t.report.steps,
+                        &generator,
+                        &self.device,
+                    );
                 }
-                report.steps += 1;
-                acc.add(&stats);
+                t.report.steps += 1;
+                let p = &mut *t.progress;
+                p.acc.add(&stats);
                 for (&i, c) in indices.iter().zip(clusters) {
-                    adv_clusters[i] = c;
+                    p.adv_clusters[i] = c;
                 }
+                p.next += 1;
                 bar.inc(1);
+                if let Some(policy) = &self.checkpoints
+                    && t.report.steps.is_multiple_of(policy.every_steps)
+                {
+                    t.report.training_wall_time_s = started.elapsed().as_secs_f64();
+                    t.save(&policy.dir, fingerprint)?;
+                }
             }
-            let steps = acc.steps.max(1) as f64;
-            let sums = &acc.sum;
-            let (lr_g, lr_d) = gan.learning_rates();
-            let scores = match self.labels {
-                Some(labels) => Some(advclust_metrics::clustering_scores(labels, &adv_clusters)?),
-                None => None,
-            };
-            let stats = EpochStats {
-                epoch,
-                lr_generator: lr_g,
-                lr_discriminator: lr_d,
-                d_loss: sums.d_loss / steps,
-                g_loss: sums.g_loss / steps,
-                gan_loss: sums.gan_loss / steps,
-                l_adv: sums.l_adv / steps,
-                l_pert: sums.l_pert / steps,
-                l_constraint: sums.l_constraint / steps,
-                mean_l2: sums.sum_l2 / sums.images.max(1) as f64,
-                max_linf: sums.max_linf,
-                success_rate: sums.successes as f64 / sums.images.max(1) as f64,
-                scores,
-                queries: provider.counts(),
-                steps: report.steps,
-                elapsed_s: started.elapsed().as_secs_f64(),
-            };
-            bar.set_message(format!(
-                "epoch {epoch}: D {:.4} G {:.4} L_adv {:.4} success {:.3}",
-                stats.d_loss, stats.g_loss, stats.l_adv, stats.success_rate
-            ));
-            let g_loss = stats.g_loss;
-            report.curves.push(stats);
-            report.epochs = epoch;
-            if plateau.update(g_loss, epoch, cfg.stopping) {
-                report.converged = Some(ConvergenceInfo {
-                    epoch,
-                    steps: report.steps,
-                    queries: provider.counts(),
-                });
-                break;
+            let partial = stop.is_some();
+            if !partial || t.progress.acc.steps > 0 {
+                let stats = self.epoch_stats(&t, epoch, partial, started)?;
+                bar.set_message(format!(
+                    "epoch {epoch}: D {:.4} G {:.4} L_adv {:.4} success {:.3}",
+                    stats.d_loss, stats.g_loss, stats.l_adv, stats.success_rate
+                ));
+                let g_loss = stats.g_loss;
+                t.report.curves.push(stats);
+                if !partial {
+                    t.report.epochs = epoch;
+                    if t.progress.plateau.update(g_loss, epoch, cfg.stopping) {
+                        t.report.converged = Some(ConvergenceInfo {
+                            epoch,
+                            steps: t.report.steps,
+                            queries: t.provider.counts(),
+                        });
+                        stop = Some(StopReason::Converged);
+                    } else if epoch == max_epochs {
+                        stop = Some(StopReason::Epochs);
+                    }
+                }
+            }
+            let p = &mut *t.progress;
+            p.epoch += 1;
+            p.begun = false;
+            if let Some(reason) = stop {
+                t.report.stopped = reason;
+                p.finished = true;
             }
         }
         bar.finish_and_clear();
+        if let Some(policy) = &self.checkpoints {
+            t.report.training_wall_time_s = started.elapsed().as_secs_f64();
+            t.save(&policy.dir, fingerprint)?;
+        }
         Ok(())
+    }
+
+    /// The means of the epoch's steps so far, and the state at its end.
+    fn epoch_stats(
+        &self,
+        t: &Training<'_>,
+        epoch: usize,
+        partial: bool,
+        started: Instant,
+    ) -> Result<EpochStats> {
+        let acc = &t.progress.acc;
+        let steps = acc.steps.max(1) as f64;
+        let sums = &acc.sum;
+        let (lr_g, lr_d) = t.gan.learning_rates();
+        let scores = match self.labels {
+            Some(labels) => Some(advclust_metrics::clustering_scores(
+                labels,
+                &t.progress.adv_clusters,
+            )?),
+            None => None,
+        };
+        Ok(EpochStats {
+            epoch,
+            lr_generator: lr_g,
+            lr_discriminator: lr_d,
+            d_loss: sums.d_loss / steps,
+            g_loss: sums.g_loss / steps,
+            gan_loss: sums.gan_loss / steps,
+            l_adv: sums.l_adv / steps,
+            l_pert: sums.l_pert / steps,
+            l_constraint: sums.l_constraint / steps,
+            mean_l2: sums.sum_l2 / sums.images.max(1) as f64,
+            max_linf: sums.max_linf,
+            success_rate: sums.successes as f64 / sums.images.max(1) as f64,
+            scores,
+            queries: t.provider.counts(),
+            steps: t.report.steps,
+            elapsed_s: started.elapsed().as_secs_f64(),
+            partial,
+        })
     }
 }
 
