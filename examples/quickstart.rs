@@ -46,7 +46,7 @@ fn main() -> Result<(), advclust::Error> {
     println!(
         "training the attack on {TRAIN_IMAGES} images for {EPOCHS} epochs (L-inf eps 0.1, gradients through the victim)"
     );
-    let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, &device)?;
+    let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, &device, None)?;
     let mut metadata = serde_json::Map::new();
     metadata.insert("dataset".into(), "mnist".into());
     metadata.insert(

@@ -94,6 +94,9 @@ pub enum Error {
     /// `--out` already holds a run (pass `--force` to replace it).
     #[error("{} already holds a run; pass --force to replace it, or choose another --out", .0.display())]
     OutputOccupied(std::path::PathBuf),
+    /// `--resume` was given but there is no complete checkpoint to resume from.
+    #[error("nothing to resume: no checkpoint in {} (run without --resume to start)", .0.display())]
+    NothingToResume(std::path::PathBuf),
     /// Serialising a report failed.
     #[error("JSON: {0}")]
     Json(String),

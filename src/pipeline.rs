@@ -10,7 +10,9 @@ use advclust_core::{
     ThreatModel, answer_all,
 };
 use advclust_data::Dataset;
-use advclust_gan::{AttackReport, AttackTrainer, CheckedAttackConfig, Evaluation, TrainedAttack};
+use advclust_gan::{
+    AttackReport, AttackTrainer, CheckedAttackConfig, CheckpointPolicy, Evaluation, TrainedAttack,
+};
 use advclust_metrics::{ClusteringScores, ConfusionMatrix, ContingencyTable, clustering_scores};
 use advclust_models::Victim;
 use advclust_plot::figures::{self, QueryPoint, SweepPoint};
@@ -213,40 +215,54 @@ pub struct AttackOutcome {
 /// NES or SPSA the victim is only queried (through a [`ModelOracle`], exactly as
 /// [`attack_oracle`] would). Either way every victim call of training and of evaluation is
 /// counted in the report, and the per-epoch curves carry the scores of the training images'
-/// adversarial clusters against `train`'s labels.
+/// adversarial clusters against `train`'s labels. With `checkpoints`, training checkpoints
+/// (and resumes) as [`AttackTrainer::with_checkpoints`] says.
 pub fn attack_victim(
     config: &CheckedAttackConfig,
     victim: &Victim,
     train: &Dataset,
     eval: &Dataset,
     device: &Device,
+    checkpoints: Option<CheckpointPolicy>,
 ) -> Result<AttackOutcome, Error> {
     let mut oracle = ModelOracle::new(victim, device);
     if config.gradient_source.is_query_only() {
-        return attack_oracle(config, &mut oracle, train, eval, device);
+        return attack_oracle(config, &mut oracle, train, eval, device, checkpoints);
     }
     let train_images = train.to_image_batch()?;
-    let attack = AttackTrainer::new(config, device)
-        .with_labels(train.labels())
-        .fit_model(victim, &train_images)?;
+    let attack = trainer(config, train, device, checkpoints).fit_model(victim, &train_images)?;
     evaluate_outcome(attack, &mut oracle, eval)
 }
 
 /// Trains a query-only attack (NES or SPSA) against any oracle, e.g. a model behind a server
 /// or a user's own [`ClusterOracle`], on `train`, then evaluates it on `eval` through the same
-/// oracle (evaluation calls are counted apart from training calls).
+/// oracle (evaluation calls are counted apart from training calls). With `checkpoints`,
+/// training checkpoints (and resumes) as [`AttackTrainer::with_checkpoints`] says.
 pub fn attack_oracle(
     config: &CheckedAttackConfig,
     oracle: &mut dyn ClusterOracle,
     train: &Dataset,
     eval: &Dataset,
     device: &Device,
+    checkpoints: Option<CheckpointPolicy>,
 ) -> Result<AttackOutcome, Error> {
     let train_images = train.to_image_batch()?;
-    let attack = AttackTrainer::new(config, device)
-        .with_labels(train.labels())
-        .fit_oracle(oracle, &train_images)?;
+    let attack = trainer(config, train, device, checkpoints).fit_oracle(oracle, &train_images)?;
     evaluate_outcome(attack, oracle, eval)
+}
+
+/// The trainer of `config` with `train`'s labels (for the curves) and the checkpoint policy.
+fn trainer<'a>(
+    config: &'a CheckedAttackConfig,
+    train: &'a Dataset,
+    device: &Device,
+    checkpoints: Option<CheckpointPolicy>,
+) -> AttackTrainer<'a> {
+    let trainer = AttackTrainer::new(config, device).with_labels(train.labels());
+    match checkpoints {
+        Some(policy) => trainer.with_checkpoints(policy),
+        None => trainer,
+    }
 }
 
 fn evaluate_outcome(
@@ -400,7 +416,7 @@ pub fn sweep_retrained(
             continue;
         }
         let config = config_for(eps)?;
-        let outcome = attack_victim(&config, victim, train, eval, device)?;
+        let outcome = attack_victim(&config, victim, train, eval, device, None)?;
         let e = &outcome.evaluation;
         clean = Some(e.clean);
         points.push(sweep_point(eps, e.norms.mean_l2, &e.adversarial));
@@ -525,12 +541,15 @@ pub fn attack_summary(outcome: &AttackOutcome, written: &[PathBuf], wall_seconds
     let report = outcome.attack.report();
     let files = join_paths(written);
     format!(
-        "{}\nwall time {wall_seconds:.1} s; wrote {files}\n",
+        "{}training: {} steps in {} epochs, stopped: {}\n\nwall time {wall_seconds:.1} s; wrote {files}\n",
         format_table(
             &outcome.evaluation,
             report.training_queries.batch_calls,
             report.training_queries.images
-        )
+        ),
+        report.steps,
+        report.epochs,
+        report.stopped
     )
 }
 

@@ -38,6 +38,36 @@ fn sibling(out: &Path, tag: &str) -> PathBuf {
     out.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
 }
 
+/// Removes the staging directories of runs into `out` whose process is gone (killed before
+/// they committed or failed), where process liveness can be read (`/proc`).
+fn remove_dead_stagings(out: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let (Some(parent), Some(name)) = (out.parent(), out.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.staging-", name.to_string_lossy());
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = file_name.strip_prefix(&prefix)
+            && pid.parse::<u32>().is_ok()
+            && !proc.join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl RunDir {
     /// Claims `out` for a new run: an error if it is a file, cannot be created or written, or
     /// already holds files and `force` is false ([`Error::OutputOccupied`]).
@@ -63,6 +93,7 @@ impl RunDir {
                 return Err(Error::OutputOccupied(out.to_path_buf()));
             }
         }
+        remove_dead_stagings(out);
         let staging = sibling(out, "staging");
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?;
@@ -96,6 +127,17 @@ impl RunDir {
             }
             Err(e) => Err(run.fail(e)),
         }
+    }
+
+    /// The directory a run into `out` keeps its training checkpoint in until it is committed:
+    /// the hidden sibling `.<name>.checkpoint` (the same for every process, so that a killed
+    /// run's successor finds it).
+    pub fn checkpoint_dir(out: &Path) -> PathBuf {
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        out.with_file_name(format!(".{name}.checkpoint"))
     }
 
     /// Where the run writes its files until [`RunDir::commit`].

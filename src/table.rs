@@ -202,7 +202,7 @@ pub fn run_table1(
                 // directions (10 per image); the table keeps that setting.
                 .with_direction_tile(1)
                 .check()?;
-            let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, device)?;
+            let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, device, None)?;
             let mut metadata = serde_json::Map::new();
             metadata.insert("victim".into(), entry.victim.to_string().into());
             metadata.insert("dataset".into(), entry.dataset.to_string().into());

@@ -29,7 +29,7 @@ fn run(source: GradientSource, dir: &std::path::Path) -> (AttackReport, Vec<Path
         .with_progress(false)
         .check()
         .unwrap();
-    let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, &device).unwrap();
+    let outcome = pipeline::attack_victim(&config, &victim, &train, &eval, &device, None).unwrap();
     let written = pipeline::save_attack_run(dir, &outcome, &eval, serde_json::Map::new()).unwrap();
     let summary = pipeline::attack_summary(&outcome, &written, 1.0);
     assert!(summary.contains("relative NMI drop"), "{summary}");
@@ -160,8 +160,8 @@ fn any_oracle_can_be_attacked_through_the_pipeline() {
         ModelOracle::new(&victim, &device),
         QueryBudget::UNLIMITED,
     ));
-    let by_oracle = pipeline::attack_oracle(&config, &mut oracle, &train, &eval, &device).unwrap();
-    let by_victim = pipeline::attack_victim(&config, &victim, &train, &eval, &device).unwrap();
+    let by_oracle = pipeline::attack_oracle(&config, &mut oracle, &train, &eval, &device, None).unwrap();
+    let by_victim = pipeline::attack_victim(&config, &victim, &train, &eval, &device, None).unwrap();
     assert_eq!(by_oracle.adversarial, by_victim.adversarial);
     assert_eq!(
         by_oracle.attack.report().without_timings(),

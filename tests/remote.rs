@@ -76,7 +76,7 @@ fn client(server: &ServerHandle, in_flight: usize, encoding: Encoding) -> KServe
 }
 
 fn attack_through(s: &Setup, oracle: &mut dyn ClusterOracle) -> AttackOutcome {
-    pipeline::attack_oracle(&s.config, oracle, &s.train, &s.eval, &s.device).unwrap()
+    pipeline::attack_oracle(&s.config, oracle, &s.train, &s.eval, &s.device, None).unwrap()
 }
 
 fn assert_same_run(a: &AttackOutcome, b: &AttackOutcome, what: &str) {
@@ -180,7 +180,7 @@ fn a_spent_server_budget_ends_the_attack_like_a_local_budget() {
         .unwrap();
     let server = ServerHandle::start("127.0.0.1:0", model, config).unwrap();
     let mut remote = client(&server, 1, Encoding::Json);
-    let err = pipeline::attack_oracle(&s.config, &mut remote, &s.train, &s.eval, &s.device)
+    let err = pipeline::attack_oracle(&s.config, &mut remote, &s.train, &s.eval, &s.device, None)
         .err()
         .unwrap();
     assert!(err.to_string().contains("budget"), "{err}");
@@ -199,7 +199,7 @@ fn a_server_that_dies_mid_attack_leaves_the_partial_generator_and_exact_counts()
     let server = serve(&s, 1, FaultPlan::scripted(script), false);
     let remote = client(&server, 1, Encoding::Json);
     let mut ledger = Budgeted::new(remote, QueryBudget::UNLIMITED);
-    let err = pipeline::attack_oracle(&s.config, &mut ledger, &s.train, &s.eval, &s.device)
+    let err = pipeline::attack_oracle(&s.config, &mut ledger, &s.train, &s.eval, &s.device, None)
         .err()
         .unwrap();
     let advclust::Error::Attack(attack_error) = &err else {

@@ -230,6 +230,14 @@ struct Attack {
     /// Replace a run already in --out (otherwise such a directory is refused before any work).
     #[arg(long)]
     force: bool,
+    /// Checkpoint training every this many steps into `.<out name>.checkpoint/` beside --out
+    /// (removed once the run is in --out).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: u64,
+    /// Continue a run that was stopped (killed, or ended on an error) from its checkpoint,
+    /// with the same command; the result equals an uninterrupted run's.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Args, Debug)]
@@ -431,7 +439,21 @@ fn attack(
     device: &advclust::burn::tensor::Device,
     command: String,
 ) -> Result<(), Error> {
-    let message = RunDir::run(&a.out, a.force, |out| attack_into(&a, out, device, command))?;
+    let checkpoint = RunDir::checkpoint_dir(&a.out);
+    if a.resume && !advclust::gan::CheckpointPolicy::new(&checkpoint).has_checkpoint() {
+        return Err(Error::NothingToResume(checkpoint));
+    }
+    let policy = advclust::gan::CheckpointPolicy::new(&checkpoint)
+        .every_steps(a.checkpoint_every)
+        .resume(a.resume);
+    let message = RunDir::run(&a.out, a.force, |out| {
+        attack_into(&a, out, device, command, policy)
+    })?;
+    // The run is in --out: its checkpoint is not needed any more.
+    advclust::core::files::remove_dir_copies(&checkpoint).map_err(|e| Error::Io {
+        path: checkpoint.clone(),
+        source: e,
+    })?;
     print!("{message}");
     Ok(())
 }
@@ -442,6 +464,7 @@ fn attack_into(
     out: &Path,
     device: &advclust::burn::tensor::Device,
     command: String,
+    checkpoints: advclust::gan::CheckpointPolicy,
 ) -> Result<String, Error> {
     let started = Instant::now();
     let config = attack_config(
@@ -472,11 +495,25 @@ fn attack_into(
             }
             let mut oracle = KServeOracle::connect(target.clone(), a.remote.config(a.data.seed)?)?;
             oracle.expect_images(train.to_image_batch()?.image_shape())?;
-            let outcome = pipeline::attack_oracle(&config, &mut oracle, &train, &eval, device)?;
+            let outcome = pipeline::attack_oracle(
+                &config,
+                &mut oracle,
+                &train,
+                &eval,
+                device,
+                Some(checkpoints),
+            )?;
             metadata.insert("transport".into(), pipeline::to_json(&oracle.stats())?);
             outcome
         }
-        local => pipeline::attack_victim(&config, &local.load(device)?, &train, &eval, device)?,
+        local => pipeline::attack_victim(
+            &config,
+            &local.load(device)?,
+            &train,
+            &eval,
+            device,
+            Some(checkpoints),
+        )?,
     };
     metadata.insert("command".into(), command.into());
     metadata.insert("dataset".into(), a.data.dataset.to_string().into());

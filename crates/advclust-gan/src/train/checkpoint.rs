@@ -64,6 +64,11 @@ impl CheckpointPolicy {
         self.resume = resume;
         self
     }
+
+    /// True when the directory holds a complete checkpoint to resume from.
+    pub fn has_checkpoint(&self) -> bool {
+        complete_dir(&self.dir, &REQUIRED).is_some()
+    }
 }
 
 const FORMAT: &str = "advclust-attack-checkpoint";
@@ -180,16 +185,20 @@ fn digest(words: impl Iterator<Item = u64>) -> String {
     format!("{h:016x}")
 }
 
-/// What a checkpoint must have been written by: the same settings (seed included), training
-/// images, labels and victim cluster count.
+/// What a checkpoint must have been written by: the same settings (seed included; where the
+/// result is saved and whether a progress bar shows do not count), training images, labels
+/// and victim cluster count.
 pub(super) fn fingerprint(
     settings: &AttackSettings,
     train: &ImageBatch,
     labels: Option<&[usize]>,
     k: usize,
 ) -> Result<serde_json::Value> {
+    let mut settings = settings.clone();
+    settings.output_dir = None;
+    settings.progress = false;
     Ok(serde_json::json!({
-        "settings": serde_json::to_value(settings)?,
+        "settings": serde_json::to_value(&settings)?,
         "train_dims": train.dims(),
         "train_digest": digest(train.data().iter().map(|v| u64::from(v.to_bits()))),
         "labels_digest": labels.map(|l| digest(l.iter().map(|&v| v as u64))),
