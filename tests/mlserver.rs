@@ -66,7 +66,8 @@ fn a_query_only_attack_breaks_a_gaussian_mixture_served_by_mlserver() {
     );
     let before = server_answers(&metrics);
     let mut ledger = Budgeted::new(oracle, QueryBudget::UNLIMITED);
-    let outcome = match pipeline::attack_oracle(&config, &mut ledger, &train, &eval, &device, None) {
+    let outcome = match pipeline::attack_oracle(&config, &mut ledger, &train, &eval, &device, None)
+    {
         Ok(o) => o,
         Err(e) => panic!("attack through MLServer: {e}"),
     };

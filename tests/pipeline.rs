@@ -160,8 +160,10 @@ fn any_oracle_can_be_attacked_through_the_pipeline() {
         ModelOracle::new(&victim, &device),
         QueryBudget::UNLIMITED,
     ));
-    let by_oracle = pipeline::attack_oracle(&config, &mut oracle, &train, &eval, &device, None).unwrap();
-    let by_victim = pipeline::attack_victim(&config, &victim, &train, &eval, &device, None).unwrap();
+    let by_oracle =
+        pipeline::attack_oracle(&config, &mut oracle, &train, &eval, &device, None).unwrap();
+    let by_victim =
+        pipeline::attack_victim(&config, &victim, &train, &eval, &device, None).unwrap();
     assert_eq!(by_oracle.adversarial, by_victim.adversarial);
     assert_eq!(
         by_oracle.attack.report().without_timings(),

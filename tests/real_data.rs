@@ -63,7 +63,8 @@ fn attack_runs_on_shared_fashion_mnist_and_refuses_cifar10_for_a_grayscale_victi
         .load(Some(1024), 0)
         .unwrap();
     let train = fashion.take(256);
-    let outcome = pipeline::attack_victim(&config, &victim, &train, &fashion, &device, None).unwrap();
+    let outcome =
+        pipeline::attack_victim(&config, &victim, &train, &fashion, &device, None).unwrap();
     let e = &outcome.evaluation;
     assert!(e.changed_fraction > 0.2, "{e:?}");
     assert!(e.adversarial.nmi < e.clean.nmi, "{e:?}");

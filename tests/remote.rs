@@ -180,12 +180,28 @@ fn a_spent_server_budget_ends_the_attack_like_a_local_budget() {
         .unwrap();
     let server = ServerHandle::start("127.0.0.1:0", model, config).unwrap();
     let mut remote = client(&server, 1, Encoding::Json);
+    // Training ends normally on the server's refusal (the step it came in made no update)...
+    let train = s.train.to_image_batch().unwrap();
+    let attack = advclust::gan::AttackTrainer::new(&s.config, &s.device)
+        .fit_oracle(&mut remote, &train)
+        .unwrap();
+    assert!(
+        matches!(
+            attack.report().stopped,
+            advclust::gan::StopReason::OracleBudget { .. }
+        ),
+        "{:?}",
+        attack.report().stopped
+    );
+    assert_eq!(attack.report().training_queries.batch_calls, 3);
+    assert_eq!(server.stats().answered_requests, 3);
+    assert_eq!(server.stats().budget_refusals, 1);
+    // ... and evaluating through the same spent server is an error that says why.
     let err = pipeline::attack_oracle(&s.config, &mut remote, &s.train, &s.eval, &s.device, None)
         .err()
         .unwrap();
     assert!(err.to_string().contains("budget"), "{err}");
     assert_eq!(server.stats().answered_requests, 3);
-    assert_eq!(server.stats().budget_refusals, 1);
 }
 
 #[test]

@@ -44,7 +44,7 @@ impl Server {
             .unwrap()
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_advclust"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_advclust"))
             .args(["serve", "--addr", &addr])
             .args(extra)
             .stdout(std::process::Stdio::null())
@@ -57,6 +57,8 @@ impl Server {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("advclust serve did not listen on {addr}");
     }
 
@@ -81,7 +83,11 @@ fn resume_with_nothing_to_resume_is_a_typed_error_before_any_work() {
     let err = stderr(&o);
     assert!(err.contains("nothing to resume"), "{err}");
     assert!(err.contains(".run.checkpoint"), "{err}");
-    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "nothing written"
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 

@@ -124,8 +124,7 @@ fn a_huge_mixture_is_refused_before_allocation() {
             "num_values": 0
         });
         let err = Victim::from_bytes(&description.to_string(), &[], &device())
-            .err()
-            .expect("a mixture of 2^53 clusters was accepted");
+            .expect_err("a mixture of 2^53 clusters was accepted");
         assert!(
             matches!(err, ModelError::InvalidConfig { .. }),
             "k = {k}: {err}"
@@ -149,8 +148,7 @@ fn a_description_larger_than_its_weights_is_refused_before_building() {
             embedded.name
         );
         let err = Victim::from_bytes(embedded.description, &embedded.weights[..200], &device())
-            .err()
-            .expect("200 bytes of weights were accepted");
+            .expect_err("200 bytes of weights were accepted");
         assert!(
             matches!(err, ModelError::CorruptCheckpoint { .. }),
             "{}: {err}",

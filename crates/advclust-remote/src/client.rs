@@ -159,8 +159,9 @@ impl KServeOracle {
         self.http.stats()
     }
 
-    /// The server's own query count from the last answer that carried one (advclust's server
-    /// puts it in the response parameters).
+    /// The server's own query count: the highest one its answers carried (advclust's server
+    /// puts it in the response parameters; it only grows, and with several requests in flight
+    /// the answers are decoded in call order, not in the order the server counted them).
     pub fn server_query_count(&self) -> Option<u64> {
         *self
             .last_query_count
@@ -269,10 +270,11 @@ impl KServeOracle {
             .and_then(|p| p.get(QUERY_COUNT))
             .and_then(|v| v.as_u64())
         {
-            *self
+            let mut last = self
                 .last_query_count
                 .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(count);
+                .unwrap_or_else(|p| p.into_inner());
+            *last = Some(last.map_or(count, |seen| seen.max(count)));
         }
         let name = match want {
             Want::Memberships => &self.memberships,

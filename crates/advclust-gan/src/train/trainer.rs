@@ -1,5 +1,6 @@
 //! The epoch loop: batches, evaluation curves, convergence stopping, budgets, checkpoints.
 
+use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Progress, Training, fingerprint};
@@ -366,10 +367,12 @@ impl<'a> AttackTrainer<'a> {
                     epoch,
                     step: t.report.steps + 1,
                 };
+                // A copy that owns its BatchNorm running statistics (a clone would share them
+                // with the live generator, and see the step's forward pass update them).
                 let before = t
                     .snapshots
                     .pending()
-                    .then(|| (t.gan.generator().clone(), t.provider.counts()));
+                    .then(|| (t.gan.generator().valid(), t.provider.counts()));
                 let batch = train.select(&indices)?;
                 let (stats, clusters) = match t.gan.step(&batch, &indices, t.provider, ctx) {
                     Ok(done) => done,
