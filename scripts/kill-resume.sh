@@ -7,7 +7,7 @@
 #   bash scripts/kill-resume.sh                 # NES and backprop, 4 kills each, seed 0
 #   KILL_SEED=5 KILLS=6 bash scripts/kill-resume.sh nes
 #
-# Kill times are drawn (seeded) between 10 % and 55 % of the reference run's wall time (each
+# Kill times are drawn (seeded) between 10 % and 45 % of the reference run's wall time (each
 # attempt after a kill resumes and is shorter), so they land in data loading, training steps,
 # checkpoint writes, evaluation and saving. Ends with the line
 # "kill-resume: N identical, M differ"; exits non-zero when M > 0.
@@ -68,10 +68,11 @@ for name in "${names[@]}"; do
   # the same killed run (so one run is killed `kills` times, then resumed to its end).
   mapfile -t points < <(python3 -c "
 import random; r = random.Random($seed * 1000 + len('$name'))
-print('\n'.join(str(int(r.uniform(0.1, 0.55) * $ms)) for _ in range($kills)))")
+print('\n'.join(str(int(r.uniform(0.1, 0.45) * $ms)) for _ in range($kills)))")
   out="$work/$name-killed"
   resume=()
   for p in "${points[@]}"; do
+    [ -f "$out/report.json" ] && break
     "$bin" attack "${args[@]}" --seed 3 --checkpoint-every 1 --out "$out" "${resume[@]}" \
       >/dev/null 2>>"$work/$name-killed.log" &
     pid=$!
@@ -87,7 +88,7 @@ except Exception: print('none')")
       if [ -d "$checkpoint" ] || [ -d "$checkpoint.old" ]; then resume=(--resume); else resume=(); fi
     else
       wait "$pid"
-      echo "$name: finished before the kill at ${p} ms"
+      echo "$name: the attempt ended before the kill at ${p} ms"
     fi
   done
   if [ ! -f "$out/report.json" ]; then
