@@ -248,34 +248,23 @@ impl<'a> AttackTrainer<'a> {
         let mut snapshots = Snapshots::new(&cfg.snapshot_calls);
         let mut progress = Progress::new(train.len(), cfg.seed);
         let fingerprint = fingerprint(cfg.settings(), train, self.labels, k)?;
+        let mut training = Training {
+            gan: &mut gan,
+            provider: &mut provider,
+            report: &mut report,
+            snapshots: &mut snapshots,
+            progress: &mut progress,
+        };
         if let Some(policy) = self.checkpoints.as_ref().filter(|p| p.resume) {
-            Training {
-                gan: &mut gan,
-                provider: &mut provider,
-                report: &mut report,
-                snapshots: &mut snapshots,
-                progress: &mut progress,
-            }
-            .restore(&policy.dir, &fingerprint, &self.device)?;
+            training.restore(&policy.dir, &fingerprint, &self.device)?;
         }
         // Wall time goes on from what the checkpoint's run had spent.
         let started = Instant::now()
             .checked_sub(std::time::Duration::from_secs_f64(
-                report.training_wall_time_s.max(0.0),
+                training.report.training_wall_time_s.max(0.0),
             ))
             .unwrap_or_else(Instant::now);
-        let result = self.epochs(
-            Training {
-                gan: &mut gan,
-                provider: &mut provider,
-                report: &mut report,
-                snapshots: &mut snapshots,
-                progress: &mut progress,
-            },
-            train,
-            started,
-            &fingerprint,
-        );
+        let result = self.epochs(&mut training, train, started, &fingerprint);
         // The calls not reached: the final generator is what those budgets return.
         snapshots.take_remaining(
             u64::MAX,
@@ -320,7 +309,7 @@ impl<'a> AttackTrainer<'a> {
 
     fn epochs(
         &self,
-        t: Training<'_>,
+        t: &mut Training<'_>,
         train: &ImageBatch,
         started: Instant,
         fingerprint: &serde_json::Value,
@@ -412,7 +401,7 @@ impl<'a> AttackTrainer<'a> {
             }
             let partial = stop.is_some();
             if !partial || t.progress.acc.steps > 0 {
-                let stats = self.epoch_stats(&t, epoch, partial, started)?;
+                let stats = self.epoch_stats(t, epoch, partial, started)?;
                 bar.set_message(format!(
                     "epoch {epoch}: D {:.4} G {:.4} L_adv {:.4} success {:.3}",
                     stats.d_loss, stats.g_loss, stats.l_adv, stats.success_rate
