@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Kill -9 and resume: `advclust attack` is killed with SIGKILL at several points and resumed
-# with --resume (killed again, resumed again) until it finishes; its report and generator must
-# equal an uninterrupted run's with the same seed (wall-time fields aside) and the figures of
-# its perturbed images must be the same bytes.
+# Kill -9 and resume: `advclust attack` and `advclust train-victim` are killed with SIGKILL at
+# several points and resumed with --resume (killed again, resumed again) until they finish; the
+# report must equal an uninterrupted run's with the same seed (wall-time fields and the command
+# line aside), and an attack's figures of its perturbed images must be the same bytes.
 #
-#   bash scripts/kill-resume.sh                 # NES and backprop, 4 kills each, seed 0
+#   bash scripts/kill-resume.sh                 # NES, backprop and CC training, 4 kills each, seed 0
 #   KILL_SEED=5 KILLS=6 bash scripts/kill-resume.sh nes
 #
 # Kill times are drawn (seeded) between 10 % and 45 % of the reference run's wall time (each
@@ -27,23 +27,35 @@ seed=${KILL_SEED:-0}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The attacks: a query-only one (NES with the time prior: estimator RNG, caches, ledger) and a
-# backprop one, both small enough to run in tens of seconds on 2 cores.
+# The runs: a query-only attack (NES with the time prior: estimator RNG, caches, ledger), a
+# backprop attack, and a CC victim training (checkpoint every epoch), each small enough to run
+# in tens of seconds on 2 cores.
 declare -A modes=(
-  [nes]="--mode nes --samples 2 --momentum 0.5 --train-limit 2048 --limit 1000 --epochs 2 --batch-size 64 --budget-calls 100"
-  [backprop]="--mode backprop --train-limit 1024 --limit 1000 --epochs 3 --batch-size 64"
+  [nes]="attack --mode nes --samples 2 --momentum 0.5 --train-limit 2048 --limit 1000 --epochs 2 --batch-size 64 --budget-calls 100 --checkpoint-every 1"
+  [backprop]="attack --mode backprop --train-limit 1024 --limit 1000 --epochs 3 --batch-size 64 --checkpoint-every 1"
+  [cc]="train-victim --model cc --limit 2048 --widths 16,32 --blocks 1 --epochs 8 --batch-size 128 --eval-every 1 --checkpoint-every 1"
 )
-if [ "$#" -gt 0 ]; then names=("$@"); else names=(nes backprop); fi
+if [ "$#" -gt 0 ]; then names=("$@"); else names=(nes backprop cc); fi
 
 same() {
   python3 - "$1" "$2" <<'EOF'
 import json, sys
 def clean(path):
     r = json.load(open(path))
-    for k in ("training_wall_time_s", "evaluation_wall_time_s", "command", "process_seconds"):
+    if "resumed_after_epoch" in r:
+        # A training report's `steps` and `resumed_after_epoch` describe the last process (the
+        # steps of every epoch are in `epochs`).
+        r.pop("steps", None)
+    for k in ("training_wall_time_s", "evaluation_wall_time_s", "command", "process_seconds",
+              "mean_step_ms", "train_seconds", "wall_seconds", "resumed_after_epoch"):
         r.pop(k, None)
-    for e in r.get("curves", []):
-        e.pop("elapsed_s", None)
+    for e in r.get("curves", []) + r.get("epochs", []):
+        if isinstance(e, dict):
+            e.pop("elapsed_s", None)
+            e.pop("train_seconds", None)
+    if isinstance(r.get("config"), dict) and isinstance(r["config"].get("run"), dict):
+        for k in ("resume", "checkpoint_dir"):
+            r["config"]["run"].pop(k, None)
     return r
 a, b = clean(sys.argv[1]), clean(sys.argv[2])
 if a != b:
@@ -60,7 +72,7 @@ for name in "${names[@]}"; do
   read -r -a args <<<"${modes[$name]}"
   ref="$work/$name-ref"
   t0=$(date +%s%N)
-  "$bin" attack "${args[@]}" --seed 3 --checkpoint-every 1 --out "$ref" >/dev/null 2>"$work/$name-ref.log" \
+  "$bin" "${args[@]}" --seed 3 --out "$ref" >/dev/null 2>"$work/$name-ref.log" \
     || { cat "$work/$name-ref.log"; exit 1; }
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   echo "$name: uninterrupted run ${ms} ms"
@@ -73,18 +85,26 @@ print('\n'.join(str(int(r.uniform(0.1, 0.45) * $ms)) for _ in range($kills)))")
   resume=()
   for p in "${points[@]}"; do
     [ -f "$out/report.json" ] && break
-    "$bin" attack "${args[@]}" --seed 3 --checkpoint-every 1 --out "$out" "${resume[@]}" \
+    "$bin" "${args[@]}" --seed 3 --out "$out" "${resume[@]}" \
       >/dev/null 2>>"$work/$name-killed.log" &
     pid=$!
     sleep "$(python3 -c "print($p / 1000)")"
     if kill -9 "$pid" 2>/dev/null; then
       wait "$pid" 2>/dev/null
-      checkpoint="$work/.$name-killed.checkpoint"
-      step=$(python3 -c "
+      if [ "${args[0]}" = attack ]; then
+        checkpoint="$work/.$name-killed.checkpoint"
+        where="step"
+        query="['report']['steps']"
+      else
+        checkpoint="$out/cc"
+        where="epoch"
+        query="['epoch']"
+      fi
+      at=$(python3 -c "
 import json, sys
-try: print(json.load(open('$checkpoint/state.json'))['report']['steps'])
+try: print(json.load(open('$checkpoint/state.json'))$query)
 except Exception: print('none')")
-      echo "$name: SIGKILL at ${p} ms (checkpoint at step $step)"
+      echo "$name: SIGKILL at ${p} ms (checkpoint at $where $at)"
       if [ -d "$checkpoint" ] || [ -d "$checkpoint.old" ]; then resume=(--resume); else resume=(); fi
     else
       wait "$pid"
@@ -92,16 +112,18 @@ except Exception: print('none')")
     fi
   done
   if [ ! -f "$out/report.json" ]; then
-    "$bin" attack "${args[@]}" --seed 3 --checkpoint-every 1 --out "$out" "${resume[@]}" \
+    "$bin" "${args[@]}" --seed 3 --out "$out" "${resume[@]}" \
       >/dev/null 2>>"$work/$name-killed.log" || { cat "$work/$name-killed.log"; exit 1; }
   fi
   # The report holds every score, count, curve and perturbation norm; the figures hold the
   # perturbed images (generator.bpk itself differs run to run only in burn's random parameter
   # ids, not in values).
-  if same "$ref/report.json" "$out/report.json" \
-    && cmp -s "$ref/grid.png" "$out/grid.png" \
-    && cmp -s "$ref/confusion.png" "$out/confusion.png"; then
-    echo "$name: resumed run identical to the uninterrupted one (report, figures)"
+  figures=(grid.png confusion.png)
+  [ "${args[0]}" = attack ] || figures=()
+  same_figures=true
+  for f in "${figures[@]}"; do cmp -s "$ref/$f" "$out/$f" || same_figures=false; done
+  if same "$ref/report.json" "$out/report.json" && $same_figures; then
+    echo "$name: resumed run identical to the uninterrupted one (report${figures:+, figures})"
     identical=$((identical + 1))
   else
     echo "$name: resumed run DIFFERS"
