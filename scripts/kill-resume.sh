@@ -49,10 +49,14 @@ def clean(path):
     for k in ("training_wall_time_s", "evaluation_wall_time_s", "command", "process_seconds",
               "mean_step_ms", "train_seconds", "wall_seconds", "resumed_after_epoch"):
         r.pop(k, None)
-    for e in r.get("curves", []) + r.get("epochs", []):
-        if isinstance(e, dict):
-            e.pop("elapsed_s", None)
-            e.pop("train_seconds", None)
+    # An attack report's `curves` and a training report's `epochs` are lists of per-step or
+    # per-epoch records (an attack report's `epochs` is a count).
+    for key in ("curves", "epochs"):
+        records = r.get(key)
+        for e in records if isinstance(records, list) else []:
+            if isinstance(e, dict):
+                e.pop("elapsed_s", None)
+                e.pop("train_seconds", None)
     if isinstance(r.get("config"), dict) and isinstance(r["config"].get("run"), dict):
         for k in ("resume", "checkpoint_dir"):
             r["config"]["run"].pop(k, None)
