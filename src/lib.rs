@@ -19,6 +19,7 @@
 
 pub use advclust_core as core;
 pub use advclust_data as data;
+pub use advclust_defense as defense;
 pub use advclust_gan as gan;
 pub use advclust_metrics as metrics;
 pub use advclust_models as models;
@@ -29,6 +30,7 @@ pub use advclust_serve as serve;
 pub use burn;
 
 pub mod baselines;
+pub mod defend;
 pub mod pipeline;
 pub mod run_dir;
 pub mod table;
@@ -71,6 +73,9 @@ pub enum Error {
     /// An error of a victim model (advclust-models).
     #[error(transparent)]
     Model(#[from] advclust_models::ModelError),
+    /// A defense failed.
+    #[error(transparent)]
+    Defense(#[from] advclust_defense::DefenseError),
     /// An error of a per-image attack (advclust-perimage).
     #[error(transparent)]
     PerImage(#[from] advclust_perimage::PerImageError),

@@ -41,6 +41,7 @@ pub mod artifact;
 pub mod augment;
 pub mod cc;
 pub mod error;
+pub mod kmeans;
 pub mod mixture;
 pub mod nnm;
 pub mod norm;

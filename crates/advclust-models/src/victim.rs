@@ -393,6 +393,21 @@ impl Victim {
         Self::from_description(description, weights, device, &dir.display().to_string())
     }
 
+    /// The victim's own representation of `[0, 1]` images, `[N, D]`, differentiable: the
+    /// backbone features before the heads for the deep victims, the PCA projection for the
+    /// mixture victims (what a defense such as SSD can score when no pretext is at hand).
+    ///
+    /// Panics on a wrong input shape (use [`ClusterModelExt::check_input`] first).
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Victim::Cc(m) => m.features(images),
+            Victim::Scan(m) => m.features(images),
+            Victim::Nnm(m) => m.heads().features(images),
+            Victim::Spice(m) => m.features(images),
+            Victim::Mixture(m) => m.project(images),
+        }
+    }
+
     /// Loads a victim from its description and weights held in memory.
     pub fn from_bytes(description_json: &str, weights: &[u8], device: &Device) -> Result<Self> {
         let description = artifact::parse_json(description_json.as_bytes(), "<bytes>")?;

@@ -1,0 +1,248 @@
+//! The defense experiments of the paper's Section 6.2 on saved attacks: SSD detection with the
+//! authors' injection protocol (Fig. 5a) and the PCA view (Fig. 5b), as library calls that the
+//! CLI's `advclust defend` wraps.
+//!
+//! SSD needs clean training features and a clean test set the detector never saw: the images
+//! are split by a seeded permutation into a fit half and a test half (the test half keeps
+//! dataset order, walked in batches of 256 as the authors' unshuffled loader did).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use advclust_core::{ImageBatch, ParamGuard, SeededRng};
+use advclust_defense::{
+    FeatureExtractor, FeatureMatrix, InjectionConfig, InjectionReport, InjectionUnit, SsdConfig,
+    SsdDetector, extract, run_injection,
+};
+use advclust_gan::TrainedAttack;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::pipeline::VictimSpec;
+
+/// One attacked victim of a defense run: `<victim>=<saved attack directory>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefenseEntry {
+    /// The victim the attack was trained against.
+    pub victim: VictimSpec,
+    /// The saved attack (`advclust attack`'s `attack/` directory or the run directory).
+    pub attack: PathBuf,
+}
+
+impl FromStr for DefenseEntry {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let (victim, attack) = s.split_once('=').ok_or_else(|| {
+            Error::InvalidArgument(format!("defense entry {s:?}: write <victim>=<attack dir>"))
+        })?;
+        Ok(DefenseEntry {
+            victim: victim.parse()?,
+            attack: PathBuf::from(attack),
+        })
+    }
+}
+
+impl fmt::Display for DefenseEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.victim, self.attack.display())
+    }
+}
+
+/// The fit and test halves of `n` images: a seeded permutation split in two, each half in
+/// dataset order.
+pub fn fit_test_split(n: usize, seed: u64) -> Result<(Vec<usize>, Vec<usize>), Error> {
+    if n < 4 {
+        return Err(Error::InvalidArgument(format!(
+            "SSD needs at least 4 images to split into fit and test halves, got {n}"
+        )));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut SeededRng::seed_from_u64(seed));
+    let (fit, test) = order.split_at(n / 2);
+    let (mut fit, mut test) = (fit.to_vec(), test.to_vec());
+    fit.sort_unstable();
+    test.sort_unstable();
+    Ok((fit, test))
+}
+
+/// SSD against one attack at one cluster count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SsdResult {
+    /// Clusters of the detector.
+    pub clusters: usize,
+    /// Clusters dropped for holding fewer than two training features.
+    pub dropped_clusters: usize,
+    /// The authors' batch-injection protocol.
+    pub batch: InjectionReport,
+    /// Per-sample injection.
+    pub sample: InjectionReport,
+}
+
+/// SSD against every cluster count for one attacked victim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SsdVictimResult {
+    /// The entry (`victim=attack`).
+    pub entry: String,
+    /// The feature extractor.
+    pub features: String,
+    /// Feature dimension.
+    pub feature_dim: usize,
+    /// Mean L-inf norm of the perturbation on the test half (pixels).
+    pub mean_linf: f64,
+    /// One result per cluster count.
+    pub results: Vec<SsdResult>,
+}
+
+/// Settings of an SSD experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SsdExperiment {
+    /// Cluster counts of the detectors (1 is SSD's and the paper's).
+    pub clusters: Vec<usize>,
+    /// Trials of each injection protocol.
+    pub trials: usize,
+    /// Seed of the split, the k-means and the injection draws.
+    pub seed: u64,
+}
+
+/// Scores SSD detectors fitted on `fit` features of `extractor` against the adversarial
+/// versions of `test` made by `attack`.
+pub fn ssd_against_attack(
+    extractor: &dyn FeatureExtractor,
+    fit: &ImageBatch,
+    test: &ImageBatch,
+    attack: &TrainedAttack,
+    entry: &str,
+    experiment: &SsdExperiment,
+) -> Result<SsdVictimResult, Error> {
+    if attack.image_shape() != test.image_shape() {
+        return Err(Error::InvalidArgument(format!(
+            "the attack {entry} perturbs {:?} images, the data is {:?}",
+            attack.image_shape(),
+            test.image_shape()
+        )));
+    }
+    let adversarial = attack.perturb(test)?;
+    let mean_linf = test
+        .data()
+        .chunks_exact(test.image_len())
+        .zip(adversarial.data().chunks_exact(test.image_len()))
+        .map(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        })
+        .map(f64::from)
+        .sum::<f64>()
+        / test.len() as f64;
+    let fit_features = extract(extractor, fit)?;
+    let clean_features = extract(extractor, test)?;
+    let adversarial_features = extract(extractor, &adversarial)?;
+    let results = experiment
+        .clusters
+        .iter()
+        .map(|&k| {
+            ssd_result(
+                &fit_features,
+                &clean_features,
+                &adversarial_features,
+                k,
+                experiment,
+            )
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(SsdVictimResult {
+        entry: entry.to_string(),
+        features: extractor.name(),
+        feature_dim: fit_features.dim,
+        mean_linf,
+        results,
+    })
+}
+
+fn ssd_result(
+    fit: &FeatureMatrix,
+    clean: &FeatureMatrix,
+    adversarial: &FeatureMatrix,
+    clusters: usize,
+    experiment: &SsdExperiment,
+) -> Result<SsdResult, Error> {
+    let settings = SsdConfig::new(clusters).seed(experiment.seed).check()?;
+    let detector = SsdDetector::fit(fit, &settings)?;
+    let clean_scores = detector.score(clean)?;
+    let adversarial_scores = detector.score(adversarial)?;
+    let protocol = |unit| -> Result<InjectionReport, Error> {
+        let settings = InjectionConfig::new(unit)
+            .trials(experiment.trials)
+            .seed(experiment.seed)
+            .check()?;
+        Ok(run_injection(
+            &clean_scores,
+            &adversarial_scores,
+            &settings,
+        )?)
+    };
+    Ok(SsdResult {
+        clusters,
+        dropped_clusters: detector.dropped_clusters,
+        batch: protocol(InjectionUnit::Batch)?,
+        sample: protocol(InjectionUnit::Sample)?,
+    })
+}
+
+/// The Markdown table of an SSD experiment: one row per victim and cluster count.
+pub fn ssd_markdown(results: &[SsdVictimResult]) -> String {
+    let mut md = String::from(
+        "| victim = attack | features | k | injected (batch, mean +- std) | detected (batch) | \
+         detected % (batch) | detected % (per sample) | clean flagged % | FPR95 | AUROC | AUPR |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for v in results {
+        for r in &v.results {
+            md += &format!(
+                "| {} | {} ({}) | {} | {:.1} +- {:.1} | {:.1} +- {:.1} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.4} |\n",
+                v.entry,
+                v.features,
+                v.feature_dim,
+                r.clusters,
+                r.batch.injected.mean,
+                r.batch.injected.std,
+                r.batch.detected.mean,
+                r.batch.detected.std,
+                100.0 * r.batch.detection_rate.mean,
+                100.0 * r.sample.detection_rate.mean,
+                100.0 * r.batch.clean_flag_rate.mean,
+                r.batch.metrics.fpr95,
+                r.batch.metrics.auroc,
+                r.batch.metrics.aupr,
+            );
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_is_seeded_disjoint_and_covers_everything() {
+        let (fit, test) = fit_test_split(11, 3).unwrap();
+        assert_eq!((fit.len(), test.len()), (5, 6));
+        let mut all: Vec<usize> = fit.iter().chain(&test).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..11).collect::<Vec<_>>());
+        assert_eq!(fit_test_split(11, 3).unwrap(), (fit, test));
+        assert!(fit_test_split(3, 0).is_err());
+    }
+
+    #[test]
+    fn entries_parse() {
+        let e: DefenseEntry = "pretrained-cc-mnist=runs/a".parse().unwrap();
+        assert_eq!(e.attack, PathBuf::from("runs/a"));
+        assert!("no-separator".parse::<DefenseEntry>().is_err());
+    }
+}
