@@ -10,12 +10,18 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use advclust_core::{ImageBatch, ParamGuard, SeededRng};
+use std::time::Instant;
+
+use advclust_core::{ImageBatch, ModelOracle, ParamGuard, SeededRng};
+use advclust_defense::metrics::percentile;
 use advclust_defense::{
     FeatureExtractor, FeatureMatrix, InjectionConfig, InjectionReport, InjectionUnit, SsdConfig,
-    SsdDetector, extract, run_injection,
+    SsdDetector, SsdPenalty, extract, run_injection,
 };
-use advclust_gan::TrainedAttack;
+use advclust_gan::{AttackTrainer, TrainedAttack};
+use advclust_metrics::ClusteringScores;
+use advclust_models::Victim;
+use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -191,6 +197,139 @@ fn ssd_result(
         batch: protocol(InjectionUnit::Batch)?,
         sample: protocol(InjectionUnit::Sample)?,
     })
+}
+
+/// One attack seen by the victim and by SSD on the test half.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttackUnderSsd {
+    /// Clean scores of the victim.
+    pub clean: ClusteringScores,
+    /// Scores on the adversarial images.
+    pub adversarial: ClusteringScores,
+    /// `1 - adversarial NMI / clean NMI`.
+    pub relative_nmi_drop: f64,
+    /// SSD with the authors' batch protocol.
+    pub batch: InjectionReport,
+}
+
+/// The adaptive attack against SSD next to the attack that ignores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdaptiveResult {
+    /// The entry (`victim=attack`).
+    pub entry: String,
+    /// The features SSD scores.
+    pub features: String,
+    /// Clusters of the detector.
+    pub clusters: usize,
+    /// Weight of the SSD penalty in the generator loss.
+    pub weight: f32,
+    /// The detector's threshold (95th percentile of the clean test scores), known to the
+    /// attacker.
+    pub threshold: f64,
+    /// Images the adaptive generator was trained on (from the fit half).
+    pub train_images: usize,
+    /// Wall time of the adaptive training, seconds.
+    pub training_seconds: f64,
+    /// The saved attack, which does not know the detector.
+    pub plain: AttackUnderSsd,
+    /// A fresh generator trained with the same configuration plus the SSD penalty.
+    pub adaptive: AttackUnderSsd,
+}
+
+/// Trains an adaptive attack against an SSD detector (fitted on `fit` features, `clusters`
+/// clusters) with the configuration of `attack` plus an [`SsdPenalty`] of `weight`, and
+/// measures both attacks' NMI drop and detection on `test`. `plain` scores features for the
+/// detector; `frozen` is the same extractor, differentiable, for the penalty.
+#[allow(clippy::too_many_arguments)]
+pub fn adaptive_ssd(
+    victim: &Victim,
+    plain: &dyn FeatureExtractor,
+    frozen: Box<dyn FeatureExtractor>,
+    (fit, test, test_labels): (&ImageBatch, &ImageBatch, &[usize]),
+    attack: &TrainedAttack,
+    clusters: usize,
+    weight: f32,
+    experiment: &SsdExperiment,
+    device: &Device,
+) -> Result<(AdaptiveResult, TrainedAttack), Error> {
+    let settings = SsdConfig::new(clusters).seed(experiment.seed).check()?;
+    let detector = SsdDetector::fit(&extract(plain, fit)?, &settings)?;
+    let clean_scores = detector.score(&extract(plain, test)?)?;
+    let threshold = percentile(&clean_scores, 95.0)?;
+    let features = plain.name();
+    let penalty = SsdPenalty::new(&detector, frozen, threshold, weight)?;
+    let train_images = attack.report().train_images.min(fit.len());
+    let train = fit.select(&(0..train_images).collect::<Vec<_>>())?;
+    let started = Instant::now();
+    let adaptive = AttackTrainer::new(attack.config(), device)
+        .with_penalty(&penalty)
+        .fit_model(victim, &train)?;
+    let training_seconds = started.elapsed().as_secs_f64();
+    let injection = InjectionConfig::new(InjectionUnit::Batch)
+        .trials(experiment.trials)
+        .seed(experiment.seed)
+        .check()?;
+    let under = |mut a: TrainedAttack| -> Result<(AttackUnderSsd, TrainedAttack), Error> {
+        let adversarial = a.perturb(test)?;
+        let scores = detector.score(&extract(plain, &adversarial)?)?;
+        let mut oracle = ModelOracle::new(victim, device);
+        let e = a.evaluate_perturbed(&mut oracle, test, &adversarial, test_labels)?;
+        let under = AttackUnderSsd {
+            relative_nmi_drop: if e.clean.nmi > 0.0 {
+                1.0 - e.adversarial.nmi / e.clean.nmi
+            } else {
+                0.0
+            },
+            clean: e.clean,
+            adversarial: e.adversarial,
+            batch: run_injection(&clean_scores, &scores, &injection)?,
+        };
+        Ok((under, a))
+    };
+    let (plain_result, _) = under(attack.clone())?;
+    let (adaptive_result, adaptive) = under(adaptive)?;
+    Ok((
+        AdaptiveResult {
+            entry: String::new(),
+            features,
+            clusters,
+            weight,
+            threshold,
+            train_images,
+            training_seconds,
+            plain: plain_result,
+            adaptive: adaptive_result,
+        },
+        adaptive,
+    ))
+}
+
+/// The Markdown table of adaptive-attack results: two rows (plain, adaptive) per entry.
+pub fn adaptive_markdown(results: &[AdaptiveResult]) -> String {
+    let mut md = String::from(
+        "| victim = attack | features | k | attack | clean NMI | adversarial NMI | NMI drop | \
+         detected % (batch) | clean flagged % | AUROC |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        for (name, u) in [
+            ("ignores SSD".to_string(), &r.plain),
+            (format!("adaptive (weight {})", r.weight), &r.adaptive),
+        ] {
+            md += &format!(
+                "| {} | {} | {} | {name} | {:.4} | {:.4} | {:.1} % | {:.2} | {:.2} | {:.4} |\n",
+                r.entry,
+                r.features,
+                r.clusters,
+                u.clean.nmi,
+                u.adversarial.nmi,
+                100.0 * u.relative_nmi_drop,
+                100.0 * u.batch.detection_rate.mean,
+                100.0 * u.batch.clean_flag_rate.mean,
+                u.batch.metrics.auroc,
+            );
+        }
+    }
+    md
 }
 
 /// The Markdown table of an SSD experiment: one row per victim and cluster count.

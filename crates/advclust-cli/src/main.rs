@@ -17,6 +17,7 @@ use advclust::run_dir::RunDir;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod baselines;
+mod defend;
 mod remote;
 mod train;
 
@@ -54,6 +55,8 @@ enum Command {
     Baselines(baselines::Baselines),
     /// Serve a victim over the Open Inference Protocol (KServe v2 REST) until Ctrl-C.
     Serve(remote::Serve),
+    /// Defenses on saved attacks: SSD detection (paper Fig. 5a), the PCA view (Fig. 5b).
+    Defend(defend::Defend),
 }
 
 #[derive(Args, Debug)]
@@ -339,6 +342,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Sweep(a) => sweep(a, &device, command_line),
         Command::Baselines(a) => baselines::baselines(a, &device, command_line),
         Command::Serve(a) => remote::serve(a, &device),
+        Command::Defend(a) => defend::defend(a, &device, command_line),
     }
 }
 

@@ -119,6 +119,16 @@ impl PretextFeatures {
             device,
         }
     }
+
+    /// For an adaptive attack: a frozen copy (inference-mode BatchNorm, no weight gradients)
+    /// on the autodiff version of `device`, so gradients flow to the images.
+    pub fn frozen(model: &SimClrModel, device: &Device) -> Self {
+        let device = device.clone().autodiff();
+        PretextFeatures {
+            model: model.clone().to_device(&device).freeze(),
+            device,
+        }
+    }
 }
 
 impl FeatureExtractor for PretextFeatures {
@@ -149,6 +159,15 @@ impl VictimFeatures {
         let device = device.clone().inner();
         VictimFeatures {
             victim: victim.valid().to_device(&device),
+            device,
+        }
+    }
+
+    /// For an adaptive attack: a frozen copy on the autodiff version of `device`.
+    pub fn frozen(victim: &Victim, device: &Device) -> Self {
+        let device = device.clone().autodiff();
+        VictimFeatures {
+            victim: victim.clone().to_device(&device).freeze(),
             device,
         }
     }

@@ -35,6 +35,7 @@ pub mod injection;
 pub mod linalg;
 pub mod metrics;
 pub mod pca_view;
+pub mod penalty;
 pub mod ssd;
 
 pub use error::{DefenseError, Result};
@@ -45,4 +46,5 @@ pub use injection::{
 pub use linalg::{PcaFit, PcaSolver, PinvForm};
 pub use metrics::DetectionMetrics;
 pub use pca_view::{PcaView, PcaViewReport, pca_view};
+pub use penalty::SsdPenalty;
 pub use ssd::{SsdConfig, SsdDetector, SsdSettings};

@@ -4,10 +4,14 @@
 //! the victim queries it made ([`query_curve`]), and a comparison of attacks,
 //! one line per attack of a score against a quantity spanning decades on a
 //! log-10 x axis, such as NMI against the images queried
-//! ([`comparison_curve`]).
+//! ([`comparison_curve`]), clean and adversarial points projected on three
+//! principal components in three panels side by side (Fig. 5b,
+//! [`pca_scatter`]), and grouped bars with their values written above them
+//! and an optional reference line, such as the share of images a detector
+//! flags on each victim (Fig. 5a, [`grouped_bars`]).
 //!
-//! Every figure is drawn into an in-memory RGB buffer (images and heatmap
-//! cells pixel by pixel, lines, markers and text through [`plotters`]' bitmap
+//! Every figure is drawn into an in-memory RGB buffer (images, heatmap
+//! cells and scatter dots pixel by pixel, lines, bars, markers and text through [`plotters`]' bitmap
 //! backend) and encoded as PNG with the [`image`] crate. All text is DejaVu
 //! Sans, embedded in the binary and registered with plotters once, so no
 //! system font is ever needed; lines of text are laid out from the font's own
@@ -17,7 +21,8 @@
 //! ```no_run
 //! use std::path::Path;
 //! use advclust_plot::figures::{
-//!     CurvePoint, CurveSeries, QueryPoint, SweepPoint, comparison_curve, query_curve, sweep_curves,
+//!     BarGroup, CurvePoint, CurveSeries, QueryPoint, SweepPoint, comparison_curve, grouped_bars,
+//!     pca_scatter, query_curve, sweep_curves,
 //! };
 //!
 //! let points = [
@@ -49,13 +54,34 @@
 //!     &attacks,
 //!     Some(("clean NMI", 0.91)),
 //! )?;
+//!
+//! let clean = [[-4.1, 0.3, 1.2], [3.8, -1.0, 0.4], [0.2, 4.4, -0.9]];
+//! let adversarial = [[-0.6, 0.1, 1.0], [0.9, -0.4, 0.6], [0.1, 1.2, -0.5]];
+//! pca_scatter(Path::new("pca.png"), "Clean vs. adversarial, PCA", &clean, &adversarial)?;
+//!
+//! let series = ["clean".to_string(), "GAN attack".to_string()];
+//! let victims = [
+//!     BarGroup { name: "DEC".into(), values: vec![0.048, 0.1169] },
+//!     BarGroup { name: "IDEC".into(), values: vec![0.051, 0.093] },
+//! ];
+//! grouped_bars(
+//!     Path::new("flagged.png"),
+//!     "Images flagged by the detector",
+//!     "images flagged",
+//!     &series,
+//!     &victims,
+//!     true,
+//!     Some(("5 % clean false-flag rate", 0.05)),
+//! )?;
 //! # Ok::<(), advclust_plot::figures::FigureError>(())
 //! ```
 
+mod bars;
 mod chart;
 mod comparison;
 mod confusion;
 mod grid;
+mod scatter;
 mod sweep;
 mod text;
 
@@ -69,9 +95,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use thiserror::Error;
 
+pub use bars::{BarGroup, grouped_bars};
 pub use comparison::{CurvePoint, CurveSeries, comparison_curve};
 pub use confusion::{confusion_matrix, confusion_pair};
 pub use grid::{DEFAULT_MAX_SAMPLES, GridOptions, GridSamples, image_grid, image_grid_with};
+pub use scatter::pca_scatter;
 pub use sweep::{QueryPoint, SweepPoint, query_curve, sweep_curves};
 use text::{Align, Typesetter};
 
@@ -216,6 +244,19 @@ impl Canvas {
         if x >= 0 && y >= 0 && x < i64::from(self.width) && y < i64::from(self.height) {
             let i = (y as usize * self.width as usize + x as usize) * 3;
             self.pixels[i..i + 3].copy_from_slice(&rgb);
+        }
+    }
+
+    /// Blends `rgb` over one pixel with opacity `alpha` (in `[0, 1]`);
+    /// outside the canvas is ignored.
+    fn blend(&mut self, x: i64, y: i64, rgb: Rgb, alpha: f64) {
+        if x >= 0 && y >= 0 && x < i64::from(self.width) && y < i64::from(self.height) {
+            let i = (y as usize * self.width as usize + x as usize) * 3;
+            let alpha = alpha.clamp(0.0, 1.0);
+            for (old, new) in self.pixels[i..i + 3].iter_mut().zip(rgb) {
+                let mixed = f64::from(*old) * (1.0 - alpha) + f64::from(new) * alpha;
+                *old = mixed.round() as u8;
+            }
         }
     }
 

@@ -93,6 +93,20 @@ impl<M: DifferentiableClusterModel> FrozenVictim<M> {
     }
 }
 
+/// An extra term of the generator loss, minimised together with the GAN's own: what an
+/// adaptive attacker adds to evade a defense it knows (e.g. a differentiable detector's score
+/// of `x_adv` above its threshold). Object-safe; stateless between steps, so a resumed run
+/// with the same penalty equals an uninterrupted one.
+pub trait GeneratorPenalty: std::fmt::Debug {
+    /// A short name, recorded in checkpoints' fingerprints.
+    fn name(&self) -> String;
+    /// Its weight in the generator loss.
+    fn weight(&self) -> f32;
+    /// The penalty of a batch of adversarial images `[N, C, H, W]` (on the autodiff device),
+    /// a scalar differentiable with respect to them.
+    fn penalty(&self, x_adv: Tensor<4>) -> Tensor<1>;
+}
+
 pub(crate) use provider::{AdvProvider, StepCtx};
 use provider::{BackpropProvider, QueryProvider, check_clusters};
 
@@ -111,6 +125,9 @@ pub struct StepStats {
     pub l_pert: f64,
     /// Hinge `L_constraint` (0 when its weight is 0).
     pub l_constraint: f64,
+    /// The weighted [`GeneratorPenalty`] (0 without one).
+    #[serde(default)]
+    pub l_penalty: f64,
     /// Sum over the batch of per-sample L2 norms of `x_adv - x`.
     pub sum_l2: f64,
     /// Largest per-sample L-infinity norm of `x_adv - x`.
@@ -257,7 +274,7 @@ impl AttackGan {
         };
         let indices: Vec<usize> = (0..batch.len()).collect();
         let ctx = StepCtx { epoch: 0, step: 0 };
-        Ok(self.step(batch, &indices, &mut provider, ctx)?.0)
+        Ok(self.step(batch, &indices, &mut provider, None, ctx)?.0)
     }
 
     /// One step: forward G, query the `L_adv` term (before any update, so that a refused query
@@ -267,6 +284,7 @@ impl AttackGan {
         batch: &ImageBatch,
         indices: &[usize],
         provider: &mut dyn AdvProvider,
+        penalty: Option<&dyn GeneratorPenalty>,
         ctx: StepCtx,
     ) -> Result<(StepStats, Vec<ClusterId>)> {
         batch.expect_image_shape(self.image_shape)?;
@@ -323,9 +341,16 @@ impl AttackGan {
             l_constraint_v = scalar(&constraint);
             loss = loss + constraint.mul_scalar(s.hinge_weight);
         }
+        let mut l_penalty_v = 0.0;
+        if let Some(p) = penalty {
+            let term = p.penalty(x_adv.clone());
+            l_penalty_v = p.weight() as f64 * scalar(&term);
+            loss = loss + term.mul_scalar(p.weight());
+        }
         let (gan_v, l_pert_v) = (scalar(&gan), scalar(&l_pert));
         let g_loss_v = gan_v + s.lambda_pert as f64 * l_pert_v - s.lambda_adv as f64 * adv.l_adv
-            + s.hinge_weight as f64 * l_constraint_v;
+            + s.hinge_weight as f64 * l_constraint_v
+            + l_penalty_v;
         if !g_loss_v.is_finite() {
             return Err(ctx.non_finite("generator loss"));
         }
@@ -354,6 +379,7 @@ impl AttackGan {
             l_adv: adv.l_adv,
             l_pert: l_pert_v,
             l_constraint: l_constraint_v,
+            l_penalty: l_penalty_v,
             sum_l2,
             max_linf,
             successes,

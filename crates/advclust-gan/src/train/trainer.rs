@@ -15,6 +15,7 @@ pub struct AttackTrainer<'a> {
     device: Device,
     labels: Option<&'a [usize]>,
     checkpoints: Option<CheckpointPolicy>,
+    penalty: Option<&'a dyn GeneratorPenalty>,
 }
 
 /// Running sums of an epoch: the steps' stats added up (`max_linf` is the maximum).
@@ -35,6 +36,7 @@ impl EpochAcc {
         t.l_adv += s.l_adv;
         t.l_pert += s.l_pert;
         t.l_constraint += s.l_constraint;
+        t.l_penalty += s.l_penalty;
         t.sum_l2 += s.sum_l2;
         t.max_linf = t.max_linf.max(s.max_linf);
         t.successes += s.successes;
@@ -127,6 +129,7 @@ impl<'a> AttackTrainer<'a> {
             device: device.clone(),
             labels: None,
             checkpoints: None,
+            penalty: None,
         }
     }
 
@@ -135,6 +138,12 @@ impl<'a> AttackTrainer<'a> {
     /// same generator and report (wall times aside) as one never stopped.
     pub fn with_checkpoints(mut self, policy: CheckpointPolicy) -> Self {
         self.checkpoints = Some(policy);
+        self
+    }
+
+    /// Adds `penalty` to the generator loss (an adaptive attack against a known defense).
+    pub fn with_penalty(mut self, penalty: &'a dyn GeneratorPenalty) -> Self {
+        self.penalty = Some(penalty);
         self
     }
 
@@ -247,7 +256,10 @@ impl<'a> AttackTrainer<'a> {
         };
         let mut snapshots = Snapshots::new(&cfg.snapshot_calls);
         let mut progress = Progress::new(train.len(), cfg.seed);
-        let fingerprint = fingerprint(cfg.settings(), train, self.labels, k)?;
+        let mut fingerprint = fingerprint(cfg.settings(), train, self.labels, k)?;
+        if let Some(p) = self.penalty {
+            fingerprint["penalty"] = serde_json::json!({"name": p.name(), "weight": p.weight()});
+        }
         let mut training = Training {
             gan: &mut gan,
             provider: &mut provider,
@@ -363,17 +375,18 @@ impl<'a> AttackTrainer<'a> {
                     .pending()
                     .then(|| (t.gan.generator().valid(), t.provider.counts()));
                 let batch = train.select(&indices)?;
-                let (stats, clusters) = match t.gan.step(&batch, &indices, t.provider, ctx) {
-                    Ok(done) => done,
-                    // The oracle's own quota: the step made no update; the run ends here.
-                    Err(e) if e.is_budget_exhausted() => {
-                        stop = Some(StopReason::OracleBudget {
-                            message: e.to_string(),
-                        });
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                };
+                let (stats, clusters) =
+                    match t.gan.step(&batch, &indices, t.provider, self.penalty, ctx) {
+                        Ok(done) => done,
+                        // The oracle's own quota: the step made no update; the run ends here.
+                        Err(e) if e.is_budget_exhausted() => {
+                            stop = Some(StopReason::OracleBudget {
+                                message: e.to_string(),
+                            });
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    };
                 if let Some((generator, counts)) = before {
                     let calls = t.provider.counts().batch_calls;
                     t.snapshots.take_remaining(

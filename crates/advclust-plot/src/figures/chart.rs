@@ -5,7 +5,10 @@
 //! and dashed lines, "nice" ticks and their labels, the x tick marks, the
 //! linear y axis, the titles, the lines with their markers ([`Line`]) and the
 //! legend, all `pub(super)`, plus [`render_with`], which draws a chart on a
-//! fresh canvas and writes it as PNG.
+//! fresh canvas and writes it as PNG. The PCA scatter and the grouped bars
+//! ([`pca_scatter`](super::pca_scatter), [`grouped_bars`](super::grouped_bars))
+//! lay out their own canvases but share its fonts, colours, ticks, titles
+//! ([`title_at`]) and a key drawn above the charts ([`Key`]).
 
 use std::path::Path;
 
@@ -108,7 +111,16 @@ pub(super) fn nice_ticks(lo: f64, hi: f64, target: f64) -> (Vec<f64>, usize) {
 
 /// [`nice_ticks`], with steps of at least `min_step`.
 pub(super) fn nice_ticks_from(lo: f64, hi: f64, target: f64, min_step: f64) -> (Vec<f64>, usize) {
-    let raw = ((hi - lo) / target).max(min_step);
+    let (step, decimals) = nice_step(((hi - lo) / target).max(min_step));
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step + 1e-9).floor() as i64;
+    let ticks = (first..=last).map(|i| i as f64 * step).collect();
+    (ticks, decimals)
+}
+
+/// The smallest "nice" step (1, 2 or 5 times a power of ten) of at least
+/// `raw`, and the decimals its multiples need.
+pub(super) fn nice_step(raw: f64) -> (f64, usize) {
     let magnitude = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0]
         .into_iter()
@@ -116,10 +128,7 @@ pub(super) fn nice_ticks_from(lo: f64, hi: f64, target: f64, min_step: f64) -> (
         .find(|&s| s >= raw)
         .unwrap_or(10.0 * magnitude);
     let decimals = (-step.log10().floor()).max(0.0) as usize;
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step + 1e-9).floor() as i64;
-    let ticks = (first..=last).map(|i| i as f64 * step).collect();
-    (ticks, decimals)
+    (step, decimals)
 }
 
 /// Tick labels for `ticks` with `decimals` decimals. Axes of whole numbers
@@ -216,15 +225,7 @@ pub(super) fn titles(
     x_label: &str,
 ) -> Result<(), DrawError> {
     let center = (LEFT + RIGHT) / 2;
-    // A long title shrinks to fit between the canvas edges (12 px margins).
-    let room = 2 * center.min(WIDTH as i32 - center) - 24;
-    let natural = typo.width(title, TITLE);
-    let title_size = if natural as i32 > room {
-        (TITLE * f64::from(room) / f64::from(natural)).max(TITLE_MIN)
-    } else {
-        TITLE
-    };
-    typo.label(area, title, (center, 30), title_size, &TEXT, Align::Center)?;
+    title_at(area, typo, title, center, WIDTH as i32)?;
     typo.label(
         area,
         x_label,
@@ -233,6 +234,25 @@ pub(super) fn titles(
         &TEXT,
         Align::Center,
     )
+}
+
+/// `title` centred on `center` near the top of a canvas `width` pixels
+/// wide, shrunk to fit between its edges (12 px margins) when it is long.
+pub(super) fn title_at(
+    area: &Area<'_>,
+    typo: &Typesetter,
+    title: &str,
+    center: i32,
+    width: i32,
+) -> Result<(), DrawError> {
+    let room = 2 * center.min(width - center) - 24;
+    let natural = i64::from(typo.width(title, TITLE));
+    let size = if natural > i64::from(room) {
+        (TITLE * f64::from(room) / natural as f64).max(TITLE_MIN)
+    } else {
+        TITLE
+    };
+    typo.label(area, title, (center, 30), size, &TEXT, Align::Center)
 }
 
 /// One line of a chart: its legend name, colour and marker, and its points
@@ -344,18 +364,116 @@ pub(super) fn legend(
 /// `name`, cut short with an ellipsis when it is wider than `room` pixels
 /// at the legend size.
 fn fit(typo: &Typesetter, name: &str, room: i32) -> String {
-    if typo.width(name, LEGEND) as i32 <= room {
+    fit_at(typo, name, room, LEGEND)
+}
+
+/// `name`, cut short with an ellipsis when it is wider than `room` pixels
+/// at `size`.
+pub(super) fn fit_at(typo: &Typesetter, name: &str, room: i32, size: f64) -> String {
+    if i64::from(typo.width(name, size)) <= i64::from(room) {
         return name.to_string();
     }
     // No glyph is narrower than a pixel, so `room` characters are enough.
     let mut cut: String = name.chars().take(room.max(0) as usize).collect();
     while cut.pop().is_some() {
         let candidate = format!("{}\u{2026}", cut.trim_end());
-        if typo.width(&candidate, LEGEND) as i32 <= room {
+        if i64::from(typo.width(&candidate, size)) <= i64::from(room) {
             return candidate;
         }
     }
     "\u{2026}".into()
+}
+
+/// What a [`Key`] entry shows left of its name.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Swatch {
+    /// A filled disc, for points.
+    Dot(RGBColor),
+    /// A filled square, for bars.
+    Block(RGBColor),
+    /// A short dashed line, for a reference line.
+    Dashes(RGBColor),
+}
+
+/// Height of a row of a [`Key`].
+const KEY_ROW: i32 = 22;
+/// Width of a swatch, and the gap between it and its name.
+const KEY_SWATCH: i32 = 24;
+const KEY_PAD: i32 = 6;
+/// Horizontal gap between entries of a row.
+const KEY_GAP: i32 = 26;
+
+/// A key (legend) drawn outside the plot frames, between the title and the
+/// charts: its entries side by side in centred rows, as many rows as they
+/// need, so that it never hides data.
+pub(super) struct Key {
+    entries: Vec<(Swatch, String)>,
+    /// The entries of each row, and the row's width in pixels.
+    rows: Vec<(std::ops::Range<usize>, i32)>,
+}
+
+impl Key {
+    /// Lays out `entries` in rows at most `room` pixels wide (names too wide
+    /// for a row of their own are cut short with an ellipsis).
+    pub(super) fn new<'n>(
+        typo: &Typesetter,
+        entries: impl IntoIterator<Item = (Swatch, &'n str)>,
+        room: i32,
+    ) -> Self {
+        let entries: Vec<(Swatch, String)> = entries
+            .into_iter()
+            .map(|(swatch, name)| (swatch, fit(typo, name, room - KEY_SWATCH - KEY_PAD)))
+            .collect();
+        let mut rows = Vec::new();
+        let (mut start, mut width) = (0, 0);
+        for (i, (_, name)) in entries.iter().enumerate() {
+            let w = KEY_SWATCH + KEY_PAD + typo.width(name, LEGEND) as i32;
+            if i > start && width + KEY_GAP + w > room {
+                rows.push((start..i, width));
+                (start, width) = (i, w);
+            } else {
+                width += if i > start { KEY_GAP + w } else { w };
+            }
+        }
+        if start < entries.len() {
+            rows.push((start..entries.len(), width));
+        }
+        Key { entries, rows }
+    }
+
+    /// Height of the key in pixels.
+    pub(super) fn height(&self) -> i32 {
+        KEY_ROW * self.rows.len() as i32
+    }
+
+    /// Draws the key with its rows centred on `center`, from `top` down.
+    pub(super) fn draw(
+        &self,
+        area: &Area<'_>,
+        typo: &Typesetter,
+        center: i32,
+        top: i32,
+    ) -> Result<(), DrawError> {
+        for (r, (range, width)) in self.rows.iter().enumerate() {
+            let cy = top + KEY_ROW * r as i32 + KEY_ROW / 2;
+            let mut x = center - width / 2;
+            for (swatch, name) in &self.entries[range.clone()] {
+                let mid = x + KEY_SWATCH / 2;
+                match *swatch {
+                    Swatch::Dot(color) => area.draw(&Circle::new((mid, cy), 5, color.filled()))?,
+                    Swatch::Block(color) => area.draw(&Rectangle::new(
+                        [(mid - 7, cy - 7), (mid + 7, cy + 7)],
+                        color.filled(),
+                    ))?,
+                    Swatch::Dashes(color) => dashes(area, (x, x + KEY_SWATCH), cy, color)?,
+                }
+                let text_x = x + KEY_SWATCH + KEY_PAD;
+                typo.label(area, name, (text_x, cy + 5), LEGEND, &TEXT, Align::Left)?;
+                x = text_x + typo.width(name, LEGEND) as i32 + KEY_GAP;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
