@@ -32,6 +32,7 @@ pub use burn;
 pub mod baselines;
 pub mod defend;
 pub mod pipeline;
+pub mod retrain;
 pub mod run_dir;
 pub mod table;
 

@@ -14,8 +14,9 @@ use advclust::defend::{
 use advclust::defense::{FeatureExtractor, PcaSolver, PretextFeatures, VictimFeatures, pca_view};
 use advclust::gan::TrainedAttack;
 use advclust::models::{Pretext, Victim};
-use advclust::pipeline;
+use advclust::pipeline::{self, VictimSpec};
 use advclust::plot::figures::{BarGroup, grouped_bars, pca_scatter};
+use advclust::retrain::{RetrainSettings, adversarial_retraining, retrain_markdown};
 use advclust::run_dir::RunDir;
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -37,6 +38,9 @@ enum DefendCommand {
     /// An adaptive attack that knows SSD: a fresh generator with the saved attack's settings
     /// plus a penalty on SSD's score above its threshold, against the saved attack.
     Adaptive(AdaptiveArgs),
+    /// Adversarial retraining (paper footnote 12): rounds of fine-tuning the victim on clean +
+    /// generator-perturbed images, each followed by a fresh attack.
+    Retrain(RetrainArgs),
 }
 
 /// Which features SSD scores.
@@ -115,6 +119,37 @@ struct AdaptiveArgs {
     force: bool,
 }
 
+#[derive(Args, Debug)]
+struct RetrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The victim (CC: an embedded one or a saved directory).
+    #[arg(long, default_value = "pretrained-cc-mnist")]
+    victim: VictimSpec,
+    /// The saved attack against it: round 0's generator, and the configuration of every
+    /// fresh generator (trained on as many images as it was, a seeded subset).
+    #[arg(long)]
+    attack: PathBuf,
+    /// Rounds of fine-tuning.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Fine-tuning epochs per round (over clean + adversarial images).
+    #[arg(long, default_value_t = 5)]
+    finetune_epochs: usize,
+    /// Fine-tuning batch size.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Fine-tuning learning rate (Adam).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Output directory: report.json, retrain.md, victim/ (the last fine-tuned victim).
+    #[arg(long, default_value = "runs/retrain")]
+    out: PathBuf,
+    /// Replace a run already in --out.
+    #[arg(long)]
+    force: bool,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Solver {
     /// Randomised range finder, 4 power iterations.
@@ -145,6 +180,9 @@ pub(crate) fn defend(a: Defend, device: &Device, command: String) -> Result<(), 
     let message = match &a.which {
         DefendCommand::Ssd(s) => RunDir::run(&s.out, s.force, |out| ssd(s, out, device, &command))?,
         DefendCommand::Pca(p) => RunDir::run(&p.out, p.force, |out| pca(p, out, device, &command))?,
+        DefendCommand::Retrain(r) => {
+            RunDir::run(&r.out, r.force, |out| retrain(r, out, device, &command))?
+        }
         DefendCommand::Adaptive(d) => {
             RunDir::run(&d.out, d.force, |out| adaptive(d, out, device, &command))?
         }
@@ -248,6 +286,58 @@ fn adaptive(a: &AdaptiveArgs, out: &Path, device: &Device, command: &str) -> Res
         "report {}; table {}",
         out.join("report.json").display(),
         out.join("adaptive.md").display()
+    ))
+}
+
+fn retrain(a: &RetrainArgs, out: &Path, device: &Device, command: &str) -> Result<String, Error> {
+    let attack = TrainedAttack::load(&a.attack, device)?;
+    let (train, data) = crate::train_and_eval(&a.data, Some(attack.report().train_images))?;
+    let images = data.to_image_batch()?;
+    let settings = RetrainSettings {
+        rounds: a.rounds,
+        finetune_epochs: a.finetune_epochs,
+        batch_size: a.batch_size,
+        learning_rate: a.lr,
+        seed: a.data.seed,
+    };
+    let (rounds, victim) = adversarial_retraining(
+        a.victim.load(device)?,
+        attack,
+        (&images, data.labels()),
+        &train.to_image_batch()?,
+        &settings,
+        &a.data.dataset.to_string(),
+        device,
+        &mut |r| {
+            println!(
+                "round {}: clean NMI {:.4}, under the previous generator {}, under a fresh one {:.4} ({:.1} % drop)",
+                r.round,
+                r.clean.nmi,
+                r.previous_generator
+                    .map_or("-".into(), |s| format!("{:.4}", s.nmi)),
+                r.fresh_generator.nmi,
+                100.0 * r.relative_nmi_drop
+            )
+        },
+    )?;
+    victim.save(out.join("victim"))?;
+    let md = retrain_markdown(&rounds);
+    let json = serde_json::json!({
+        "command": command,
+        "dataset": a.data.dataset.to_string(),
+        "victim": a.victim.to_string(),
+        "attack": a.attack.display().to_string(),
+        "settings": pipeline::to_json(&settings)?,
+        "rounds": pipeline::to_json(&rounds)?,
+    });
+    pipeline::write_json(&out.join("report.json"), &json)?;
+    pipeline::write_text(&out.join("retrain.md"), &md)?;
+    print!("{md}");
+    Ok(format!(
+        "report {}; table {}; victim {}",
+        out.join("report.json").display(),
+        out.join("retrain.md").display(),
+        out.join("victim").display()
     ))
 }
 

@@ -58,7 +58,7 @@ pub use augment::{AugmentConfig, augment_batch};
 pub use cc::train::{CHECKPOINT_SUBDIR, channel_stats};
 pub use cc::{
     CcConfig, CcLoss, CcModel, CcOutput, CcTrainConfig, CcTrainReport, EpochRecord, cc_loss,
-    cluster_loss, instance_loss, train_cc, train_cc_with, trainable_parameters,
+    cluster_loss, finetune_cc, instance_loss, train_cc, train_cc_with, trainable_parameters,
 };
 pub use error::{ModelError, Result};
 pub use mixture::{

@@ -11,5 +11,6 @@ pub mod train;
 pub use loss::{CcLoss, cc_loss, cluster_loss, instance_loss};
 pub use model::{CcConfig, CcModel, CcOutput};
 pub use train::{
-    CcTrainConfig, CcTrainReport, EpochRecord, train_cc, train_cc_with, trainable_parameters,
+    CcTrainConfig, CcTrainReport, EpochRecord, finetune_cc, train_cc, train_cc_with,
+    trainable_parameters,
 };

@@ -244,7 +244,37 @@ pub fn train_cc_with(
     device: &Device,
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<(CcModel, CcTrainReport)> {
+    train_cc_from(None, config, images, labels, device, on_epoch)
+}
+
+/// Fine-tunes `model` with CC's own loss on `images` (labels, when given, only score it): the
+/// training of [`train_cc_with`] started from `model`'s weights and architecture (the
+/// config's `model` and `normalize_from_data` are ignored; its run, augmentation and loss
+/// settings apply). Adversarial retraining uses it on a mix of clean and perturbed images.
+pub fn finetune_cc(
+    model: &CcModel,
+    config: &CcTrainConfig,
+    images: &ImageBatch,
+    labels: Option<&[usize]>,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<(CcModel, CcTrainReport)> {
+    train_cc_from(Some(model), config, images, labels, device, on_epoch)
+}
+
+fn train_cc_from(
+    init: Option<&CcModel>,
+    config: &CcTrainConfig,
+    images: &ImageBatch,
+    labels: Option<&[usize]>,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<(CcModel, CcTrainReport)> {
     let mut config = config.check_ref()?.clone();
+    if let Some(m) = init {
+        config.model = m.config().clone();
+        config.normalize_from_data = false;
+    }
     if images.value_box() != ValueBox::UNIT {
         return Err(ModelError::invalid(
             "images",
@@ -274,13 +304,20 @@ pub fn train_cc_with(
     }
     let run = config.run.clone();
     let device = run.training_device(device);
-    let model = CcModel::new(&config.model, config.run.seed, &device)?;
-    let fingerprint = serde_json::json!({
+    let model = match init {
+        Some(m) => m.clone().to_device(&device),
+        None => CcModel::new(&config.model, config.run.seed, &device)?,
+    };
+    let mut fingerprint = serde_json::json!({
         "model": config.model,
         "augment": config.augment,
         "temperatures": [config.instance_temperature, config.cluster_temperature],
         "entropy_weight": config.entropy_weight,
     });
+    if init.is_some() {
+        // A fine-tuning run resumes only its own checkpoints, never a from-scratch run's.
+        fingerprint["finetuned"] = serde_json::Value::Bool(true);
+    }
     let mut step = CcStep {
         images,
         labels,
