@@ -29,6 +29,8 @@ pub struct RetrainSettings {
     pub learning_rate: f64,
     /// Seed of the fine-tuning (shuffles, augmentations).
     pub seed: u64,
+    /// Name of the dataset (recorded in the fine-tuned victim's training summary).
+    pub dataset: String,
 }
 
 /// One round of retraining.
@@ -58,13 +60,12 @@ pub fn finetune_victim(
     victim: &Victim,
     images: &ImageBatch,
     settings: &RetrainSettings,
-    dataset: &str,
     device: &Device,
 ) -> Result<Victim, Error> {
     match victim {
         Victim::Cc(model) => {
             let mut config = CcTrainConfig::new(model.config().clone());
-            config.dataset = format!("{dataset} (clean + adversarial)");
+            config.dataset = format!("{} (clean + adversarial)", settings.dataset);
             config.run.epochs = settings.finetune_epochs;
             config.run.batch_size = settings.batch_size;
             config.run.learning_rate = settings.learning_rate;
@@ -92,7 +93,6 @@ pub fn adversarial_retraining(
     (images, labels): (&ImageBatch, &[usize]),
     attack_train: &ImageBatch,
     settings: &RetrainSettings,
-    dataset: &str,
     device: &Device,
     on_round: &mut dyn FnMut(&RetrainRound),
 ) -> Result<(Vec<RetrainRound>, Victim), Error> {
@@ -108,7 +108,7 @@ pub fn adversarial_retraining(
         let started = Instant::now();
         let perturbed = generator.perturb(images)?;
         let mixed = ImageBatch::concat(&[images.clone(), perturbed])?;
-        victim = finetune_victim(&victim, &mixed, settings, dataset, device)?;
+        victim = finetune_victim(&victim, &mixed, settings, device)?;
         let finetune_seconds = started.elapsed().as_secs_f64();
         let previous = score(&victim, &mut generator)?;
         let started = Instant::now();

@@ -299,6 +299,7 @@ fn retrain(a: &RetrainArgs, out: &Path, device: &Device, command: &str) -> Resul
         batch_size: a.batch_size,
         learning_rate: a.lr,
         seed: a.data.seed,
+        dataset: a.data.dataset.to_string(),
     };
     let (rounds, victim) = adversarial_retraining(
         a.victim.load(device)?,
@@ -306,7 +307,6 @@ fn retrain(a: &RetrainArgs, out: &Path, device: &Device, command: &str) -> Resul
         (&images, data.labels()),
         &train.to_image_batch()?,
         &settings,
-        &a.data.dataset.to_string(),
         device,
         &mut |r| {
             println!(

@@ -122,7 +122,7 @@ impl PcaFit {
     /// Projections `[n, q]` (row-major) of the row-major `[n, d]` `rows`.
     pub fn project(&self, rows: &[f32]) -> Result<Vec<f64>> {
         let d = self.mean.len();
-        if d == 0 || rows.len() % d != 0 {
+        if d == 0 || !rows.len().is_multiple_of(d) {
             return Err(DefenseError::ShapeMismatch(format!(
                 "{} values are not rows of the PCA's {d} dimensions",
                 rows.len()
@@ -148,7 +148,7 @@ pub fn pca(
     solver: PcaSolver,
     rng: &mut SeededRng,
 ) -> Result<PcaFit> {
-    if d == 0 || rows.is_empty() || rows.len() % d != 0 {
+    if d == 0 || rows.is_empty() || !rows.len().is_multiple_of(d) {
         return Err(DefenseError::ShapeMismatch(format!(
             "{} values are not rows of {d} dimensions",
             rows.len()

@@ -64,13 +64,15 @@ fn metrics_equal_scikit_learn_within_1e_12() {
             )),
         }
         if let (Some(p95), Some(fpr)) = (case.percentile95_negatives, case.fpr95) {
-            let (neg, pos): (Vec<(bool, f64)>, Vec<(bool, f64)>) = labels
-                .iter()
-                .copied()
-                .zip(case.scores.iter().copied())
-                .partition(|(l, _)| !l);
-            let neg: Vec<f64> = neg.into_iter().map(|(_, s)| s).collect();
-            let pos: Vec<f64> = pos.into_iter().map(|(_, s)| s).collect();
+            let of_class = |class: bool| -> Vec<f64> {
+                labels
+                    .iter()
+                    .zip(&case.scores)
+                    .filter(|(l, _)| **l == class)
+                    .map(|(_, s)| *s)
+                    .collect()
+            };
+            let (neg, pos) = (of_class(false), of_class(true));
             assert_eq!(
                 percentile(&neg, 95.0).unwrap(),
                 p95,
