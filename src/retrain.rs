@@ -71,7 +71,6 @@ pub fn finetune_victim(
             config.run.learning_rate = settings.learning_rate;
             config.run.seed = settings.seed;
             config.run.eval_every = 0;
-            config.run.checkpoint_every = 0;
             config.run.checkpoint_dir = None;
             let (tuned, _) = finetune_cc(model, &config, images, None, device, &mut |_| {})?;
             Ok(Victim::Cc(tuned))

@@ -27,6 +27,9 @@ pub struct EpochStats {
     pub l_pert: f64,
     /// Mean hinge `L_constraint` (0 when its weight is 0).
     pub l_constraint: f64,
+    /// Mean weighted generator penalty (0 without one; see `AttackTrainer::with_penalty`).
+    #[serde(default)]
+    pub l_penalty: f64,
     /// Mean per-sample L2 norm of the bounded perturbation `x_adv - x`.
     pub mean_l2: f64,
     /// Largest per-sample L-infinity norm of `x_adv - x`.

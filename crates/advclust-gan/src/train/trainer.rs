@@ -480,6 +480,7 @@ impl<'a> AttackTrainer<'a> {
             l_adv: sums.l_adv / steps,
             l_pert: sums.l_pert / steps,
             l_constraint: sums.l_constraint / steps,
+            l_penalty: sums.l_penalty / steps,
             mean_l2: sums.sum_l2 / sums.images.max(1) as f64,
             max_linf: sums.max_linf,
             success_rate: sums.successes as f64 / sums.images.max(1) as f64,
