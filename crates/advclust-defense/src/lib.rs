@@ -8,7 +8,7 @@
 //! the authors' evaluation protocol (batches of 256 replaced by their adversarial versions with
 //! probability 0.5, a threshold at the 95th percentile of clean scores, 100 seeded trials), and
 //! [`metrics`] gives FPR at 95 % TPR, ROC AUC and average precision exactly as scikit-learn and
-//! SSD's code compute them. [`pca_view`] is Fig. 5b done right: clean and adversarial images
+//! SSD's code compute them. [`pca_view()`] is Fig. 5b done right: clean and adversarial images
 //! projected onto the same three principal components of the clean set (faer's randomised or
 //! exact SVD). Every input is checked: NaN features, fewer samples than dimensions (handled by
 //! the pseudo-inverse), `k` above the sample count, mismatched shapes and empty sets are typed
