@@ -191,6 +191,24 @@ pub(crate) fn defend(a: Defend, device: &Device, command: String) -> Result<(), 
     Ok(())
 }
 
+/// Writes `report.json` and the Markdown table `table` into `out`, prints the table, and
+/// returns the "report ...; table ..." part of the closing line.
+fn write_report(
+    out: &Path,
+    json: &serde_json::Value,
+    table: &str,
+    md: &str,
+) -> Result<String, Error> {
+    pipeline::write_json(&out.join("report.json"), json)?;
+    pipeline::write_text(&out.join(table), md)?;
+    print!("{md}");
+    Ok(format!(
+        "report {}; table {}",
+        out.join("report.json").display(),
+        out.join(table).display()
+    ))
+}
+
 /// The split of `data` into a fit half and a test half (images, and the test labels).
 fn split(data: &DataArgs) -> Result<(ImageBatch, ImageBatch, Vec<usize>), Error> {
     let dataset = data.dataset.load(data.limit, data.seed)?;
@@ -279,14 +297,7 @@ fn adaptive(a: &AdaptiveArgs, out: &Path, device: &Device, command: &str) -> Res
         "test_images": test.len(),
         "results": pipeline::to_json(&results)?,
     });
-    pipeline::write_json(&out.join("report.json"), &json)?;
-    pipeline::write_text(&out.join("adaptive.md"), &md)?;
-    print!("{md}");
-    Ok(format!(
-        "report {}; table {}",
-        out.join("report.json").display(),
-        out.join("adaptive.md").display()
-    ))
+    write_report(out, &json, "adaptive.md", &md)
 }
 
 fn retrain(a: &RetrainArgs, out: &Path, device: &Device, command: &str) -> Result<String, Error> {
@@ -330,13 +341,9 @@ fn retrain(a: &RetrainArgs, out: &Path, device: &Device, command: &str) -> Resul
         "settings": pipeline::to_json(&settings)?,
         "rounds": pipeline::to_json(&rounds)?,
     });
-    pipeline::write_json(&out.join("report.json"), &json)?;
-    pipeline::write_text(&out.join("retrain.md"), &md)?;
-    print!("{md}");
+    let written = write_report(out, &json, "retrain.md", &md)?;
     Ok(format!(
-        "report {}; table {}; victim {}",
-        out.join("report.json").display(),
-        out.join("retrain.md").display(),
+        "{written}; victim {}",
         out.join("victim").display()
     ))
 }
@@ -414,15 +421,8 @@ fn ssd(a: &SsdArgs, out: &Path, device: &Device, command: &str) -> Result<String
         "experiment": pipeline::to_json(&experiment)?,
         "results": pipeline::to_json(&results)?,
     });
-    pipeline::write_json(&out.join("report.json"), &json)?;
-    pipeline::write_text(&out.join("ssd.md"), &md)?;
-    print!("{md}");
-    Ok(format!(
-        "report {}; table {}; figure {}",
-        out.join("report.json").display(),
-        out.join("ssd.md").display(),
-        figure.display()
-    ))
+    let written = write_report(out, &json, "ssd.md", &md)?;
+    Ok(format!("{written}; figure {}", figure.display()))
 }
 
 fn pca(a: &PcaArgs, out: &Path, device: &Device, command: &str) -> Result<String, Error> {

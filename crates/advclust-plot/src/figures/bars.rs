@@ -134,16 +134,7 @@ fn validate(
     if groups.is_empty() {
         return Err(FigureError::EmptyInput { what: "groups" });
     }
-    if series.len() > PALETTE.len() {
-        return Err(FigureError::InvalidParameter {
-            name: "series",
-            reason: format!(
-                "{} series given, at most {} can be told apart",
-                series.len(),
-                PALETTE.len()
-            ),
-        });
-    }
+    super::chart::check_series_count(series.len())?;
     for (index, group) in groups.iter().enumerate() {
         if group.values.len() != series.len() {
             return Err(FigureError::LengthMismatch {

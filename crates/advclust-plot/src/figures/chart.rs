@@ -54,6 +54,19 @@ pub(super) fn render_with(
     canvas.save(path)
 }
 
+/// A [`FigureError::InvalidParameter`] when `count` series are more than the palette can tell
+/// apart.
+pub(super) fn check_series_count(count: usize) -> Result<(), FigureError> {
+    let colours = super::comparison::PALETTE.len();
+    if count > colours {
+        return Err(FigureError::InvalidParameter {
+            name: "series",
+            reason: format!("{count} series given, at most {colours} can be told apart"),
+        });
+    }
+    Ok(())
+}
+
 /// How many distinct markers [`marker`] draws; `k` cycles through them.
 pub(super) const MARKERS: usize = 6;
 

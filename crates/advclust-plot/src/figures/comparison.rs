@@ -120,16 +120,7 @@ fn validate(series: &[CurveSeries], reference: Option<(&str, f64)>) -> Result<()
     if series.is_empty() {
         return Err(FigureError::EmptyInput { what: "series" });
     }
-    if series.len() > PALETTE.len() {
-        return Err(FigureError::InvalidParameter {
-            name: "series",
-            reason: format!(
-                "{} series given, at most {} can be told apart",
-                series.len(),
-                PALETTE.len()
-            ),
-        });
-    }
+    super::chart::check_series_count(series.len())?;
     for s in series {
         if s.points.is_empty() {
             return Err(FigureError::EmptyInput { what: "points" });
