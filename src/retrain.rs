@@ -7,10 +7,13 @@
 
 use std::time::Instant;
 
-use advclust_core::{ImageBatch, ModelOracle};
+use advclust_core::{DifferentiableClusterModel, ImageBatch, ModelOracle};
 use advclust_gan::{AttackTrainer, TrainedAttack};
 use advclust_metrics::ClusteringScores;
-use advclust_models::{CcTrainConfig, Victim, finetune_cc};
+use advclust_models::pretext::{Neighbors, mine_neighbors};
+use advclust_models::{
+    AugmentConfig, CcTrainConfig, ScanTrainConfig, Victim, finetune_cc, finetune_scan,
+};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +34,11 @@ pub struct RetrainSettings {
     pub seed: u64,
     /// Name of the dataset (recorded in the fine-tuned victim's training summary).
     pub dataset: String,
+    /// Augmentations of the fine-tuning views (the victim's training preset).
+    pub augment: AugmentConfig,
+    /// Neighbours per image of SCAN's loss (mined on the victim's own features of the clean
+    /// images).
+    pub neighbors: usize,
 }
 
 /// One round of retraining.
@@ -53,12 +61,17 @@ pub struct RetrainRound {
     pub attack_seconds: f64,
 }
 
-/// Fine-tunes `victim` with its own clustering loss on `images` (only CC so far: the other
-/// victims' losses need their neighbours or prototypes re-mined on the mixed set, which
-/// advclust does not do yet; they are an [`Error::InvalidArgument`]).
+/// Fine-tunes `victim` with its own clustering loss on `mixed`, the `n` clean images followed
+/// by their `n` perturbed copies (labels never used). CC: its instance and cluster contrastive
+/// losses on the `2n` images. SCAN: its consistency + entropy loss (every head), the
+/// neighbours of a clean image mined on the victim's own features of the clean images, and
+/// those of a perturbed copy its clean twin and the clean image's neighbours (so the loss asks
+/// a perturbed image to be clustered with what its clean version is close to). Other kinds
+/// are an [`Error::InvalidArgument`] (their losses need prototypes or reliable sets re-mined,
+/// which advclust does not do yet).
 pub fn finetune_victim(
     victim: &Victim,
-    images: &ImageBatch,
+    mixed: &ImageBatch,
     settings: &RetrainSettings,
     device: &Device,
 ) -> Result<Victim, Error> {
@@ -66,19 +79,81 @@ pub fn finetune_victim(
         Victim::Cc(model) => {
             let mut config = CcTrainConfig::new(model.config().clone());
             config.dataset = format!("{} (clean + adversarial)", settings.dataset);
+            config.augment = settings.augment.clone();
             config.run.epochs = settings.finetune_epochs;
             config.run.batch_size = settings.batch_size;
             config.run.learning_rate = settings.learning_rate;
             config.run.seed = settings.seed;
             config.run.eval_every = 0;
             config.run.checkpoint_dir = None;
-            let (tuned, _) = finetune_cc(model, &config, images, None, device, &mut |_| {})?;
+            let (tuned, _) = finetune_cc(model, &config, mixed, None, device, &mut |_| {})?;
             Ok(Victim::Cc(tuned))
         }
+        Victim::Scan(model) => {
+            let n = mixed.len() / 2;
+            if n == 0 || mixed.len() != 2 * n {
+                return Err(Error::InvalidArgument(format!(
+                    "retraining mixes n clean and n perturbed images; got {}",
+                    mixed.len()
+                )));
+            }
+            let clean = mixed.select(&(0..n).collect::<Vec<_>>())?;
+            let neighbors = twin_neighbors(&clean_neighbors(victim, &clean, settings, device)?);
+            let channels = mixed.image_shape()[0];
+            let mut config = ScanTrainConfig::new(model.num_clusters(), channels);
+            config.dataset = format!("{} (clean + adversarial)", settings.dataset);
+            config.num_heads = model.config().num_heads;
+            config.augment = settings.augment.clone();
+            config.selflabel = None;
+            config.run.epochs = settings.finetune_epochs;
+            config.run.batch_size = settings.batch_size;
+            config.run.learning_rate = settings.learning_rate;
+            config.run.seed = settings.seed;
+            config.run.eval_every = 0;
+            config.run.checkpoint_dir = None;
+            let tuned = finetune_scan(model, &config, mixed, &neighbors, device)?;
+            Ok(Victim::Scan(tuned))
+        }
         other => Err(Error::InvalidArgument(format!(
-            "adversarial retraining fine-tunes CC victims only so far, not {}",
+            "adversarial retraining fine-tunes CC and SCAN victims, not {}",
             other.kind()
         ))),
+    }
+}
+
+/// Neighbours of the clean images on the victim's own L2-normalised features.
+fn clean_neighbors(
+    victim: &Victim,
+    clean: &ImageBatch,
+    settings: &RetrainSettings,
+    device: &Device,
+) -> Result<Neighbors, Error> {
+    let extractor = advclust_defense::VictimFeatures::new(victim, device);
+    let f = advclust_defense::extract(&extractor, clean)?;
+    let mut values: Vec<f32> = f.values.iter().map(|&v| v as f32).collect();
+    for row in values.chunks_exact_mut(f.dim) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+    Ok(mine_neighbors(&values, f.rows, settings.neighbors, device)?)
+}
+
+/// Neighbours of `2n` images from those of the `n` clean ones: a clean image keeps its row; its
+/// perturbed copy `n + i` has its clean twin `i` first, then the clean image's neighbours but
+/// the last.
+fn twin_neighbors(clean: &Neighbors) -> Neighbors {
+    let (n, k) = (clean.n, clean.k);
+    let mut indices = clean.indices.clone();
+    for i in 0..n {
+        let row = clean.row(i);
+        indices.push((n + i) as u32);
+        indices.push(i as u32);
+        indices.extend_from_slice(&row[1..k]);
+    }
+    Neighbors {
+        n: 2 * n,
+        k,
+        indices,
     }
 }
 

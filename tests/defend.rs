@@ -128,7 +128,7 @@ fn the_adaptive_attack_trains_with_the_penalty_and_reports_both_attacks() {
 }
 
 #[test]
-fn retraining_fine_tunes_cc_and_refuses_other_victims() {
+fn retraining_fine_tunes_cc_and_scan_and_refuses_other_victims() {
     let s = setup(256);
     let settings = RetrainSettings {
         rounds: 1,
@@ -137,6 +137,8 @@ fn retraining_fine_tunes_cc_and_refuses_other_victims() {
         learning_rate: 1e-4,
         seed: 0,
         dataset: "mnist".into(),
+        augment: advclust::models::AugmentConfig::digits(),
+        neighbors: 5,
     };
     let train = s.fit.select(&(0..64).collect::<Vec<_>>()).unwrap();
     let (rounds, tuned) = adversarial_retraining(
@@ -153,9 +155,18 @@ fn retraining_fine_tunes_cc_and_refuses_other_victims() {
     assert!(rounds[0].previous_generator.is_none());
     assert!(rounds[1].previous_generator.is_some());
     assert!(matches!(tuned, Victim::Cc(_)));
+    // SCAN fine-tunes on clean + perturbed with twin neighbours; SPICE is refused.
     let scan = VictimSpec::Embedded("pretrained-scan-mnist".into())
         .load(&s.device)
         .unwrap();
-    let e = advclust::retrain::finetune_victim(&scan, &s.test, &settings, &s.device);
+    let mixed =
+        advclust::core::ImageBatch::concat(&[s.test.clone(), s.attack.perturb(&s.test).unwrap()])
+            .unwrap();
+    let tuned = advclust::retrain::finetune_victim(&scan, &mixed, &settings, &s.device).unwrap();
+    assert!(matches!(tuned, Victim::Scan(_)));
+    let spice = VictimSpec::Embedded("pretrained-spice-mnist".into())
+        .load(&s.device)
+        .unwrap();
+    let e = advclust::retrain::finetune_victim(&spice, &mixed, &settings, &s.device);
     assert!(matches!(e, Err(Error::InvalidArgument(_))));
 }

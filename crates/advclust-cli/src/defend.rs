@@ -13,8 +13,9 @@ use advclust::defend::{
 };
 use advclust::defense::{FeatureExtractor, PcaSolver, PretextFeatures, VictimFeatures, pca_view};
 use advclust::gan::TrainedAttack;
+use advclust::models::AugmentConfig;
 use advclust::models::{Pretext, Victim};
-use advclust::pipeline::{self, VictimSpec};
+use advclust::pipeline::{self, DatasetSpec, VictimSpec};
 use advclust::plot::figures::{BarGroup, grouped_bars, pca_scatter};
 use advclust::retrain::{RetrainSettings, adversarial_retraining, retrain_markdown};
 use advclust::run_dir::RunDir;
@@ -123,7 +124,7 @@ struct AdaptiveArgs {
 struct RetrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// The victim (CC: an embedded one or a saved directory).
+    /// The victim (CC or SCAN: an embedded one or a saved directory).
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
     /// The saved attack against it: round 0's generator, and the configuration of every
@@ -139,9 +140,12 @@ struct RetrainArgs {
     /// Fine-tuning batch size.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
-    /// Fine-tuning learning rate (Adam).
+    /// Fine-tuning learning rate (Adam; CC trained at 1e-3, SCAN at 1e-4).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Neighbours per image of SCAN's loss during fine-tuning.
+    #[arg(long, default_value_t = 20)]
+    neighbors: usize,
     /// Output directory: report.json, retrain.md, victim/ (the last fine-tuned victim).
     #[arg(long, default_value = "runs/retrain")]
     out: PathBuf,
@@ -311,6 +315,11 @@ fn retrain(a: &RetrainArgs, out: &Path, device: &Device, command: &str) -> Resul
         learning_rate: a.lr,
         seed: a.data.seed,
         dataset: a.data.dataset.to_string(),
+        augment: match a.data.dataset {
+            DatasetSpec::MnistEmbedded | DatasetSpec::Mnist(_) => AugmentConfig::digits(),
+            _ => AugmentConfig::for_channels(images.image_shape()[0]),
+        },
+        neighbors: a.neighbors,
     };
     let (rounds, victim) = adversarial_retraining(
         a.victim.load(device)?,

@@ -76,7 +76,8 @@ pub use runner::{
     Checkpointer, EpochLog, Evaluation, RunConfig, RunReport, StepLoss, TrainingStep,
 };
 pub use scan::{
-    ScanConfig, ScanModel, ScanTrainConfig, ScanTrainReport, SelfLabelConfig, train_scan,
+    ScanConfig, ScanModel, ScanTrainConfig, ScanTrainReport, SelfLabelConfig, finetune_scan,
+    train_scan,
 };
 pub use spice::prototype::PrototypeConfig;
 pub use spice::reliable::{ReliableConfig, ReliableSet, reliable_samples};

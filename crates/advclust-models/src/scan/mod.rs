@@ -25,7 +25,9 @@ use crate::norm::{
 use crate::resnet::{ResNet, ResNetConfig, linear};
 use crate::victim::{TrainingSummary, VictimKind, VictimModel};
 
-pub use train::{ScanTrainConfig, ScanTrainReport, SelfLabelConfig, scan_loss, train_scan};
+pub use train::{
+    ScanTrainConfig, ScanTrainReport, SelfLabelConfig, finetune_scan, scan_loss, train_scan,
+};
 
 /// Largest number of cluster heads (SCAN uses 1 on CIFAR, 10 on ImageNet).
 pub const MAX_HEADS: usize = 64;

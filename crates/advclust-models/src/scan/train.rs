@@ -279,6 +279,51 @@ impl TrainingStep<ScanModel> for SelfLabelStep<'_> {
     }
 }
 
+/// Fine-tunes a trained SCAN model with the SCAN loss (every head; the selected head is kept)
+/// on `images` with their `neighbors` (one row per image): the SCAN stage of [`train_scan`]
+/// started from `model`'s weights, without head selection or self-labelling. Adversarial
+/// retraining uses it on clean + perturbed images, each perturbed image's neighbours being its
+/// clean twin and the clean image's neighbours.
+pub fn finetune_scan(
+    model: &ScanModel,
+    config: &ScanTrainConfig,
+    images: &ImageBatch,
+    neighbors: &Neighbors,
+    device: &Device,
+) -> Result<ScanModel> {
+    let n = images.len();
+    config.validate(n)?;
+    if neighbors.n != n {
+        return Err(ModelError::PretextMismatch(format!(
+            "{} neighbour rows for {n} images",
+            neighbors.n
+        )));
+    }
+    let device_train = config.run.training_device(device);
+    let start = model.clone().to_device(&device_train).unfreeze().train();
+    let mut step = ScanStep {
+        images,
+        labels: None,
+        neighbors,
+        config,
+    };
+    let fingerprint = serde_json::json!({
+        "model": model.config(), "augment": config.augment,
+        "entropy_weight": config.entropy_weight, "finetuned": true,
+    });
+    let (tuned, _) = run_training(
+        "scan-finetune",
+        start,
+        n,
+        &config.run,
+        fingerprint,
+        &mut step,
+        &device_train,
+        &mut |_| {},
+    )?;
+    Ok(tuned.valid())
+}
+
 /// Trains SCAN on `images` (values in `[0, 1]`) from `pretext` (trained on the same images,
 /// whose neighbours it uses); `labels` (optional) only score it.
 ///
