@@ -14,6 +14,7 @@ use advclust_models::pretext::{Neighbors, mine_neighbors};
 use advclust_models::{
     AugmentConfig, CcTrainConfig, ScanTrainConfig, Victim, finetune_cc, finetune_scan,
 };
+use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +88,7 @@ pub fn finetune_victim(
             config.run.eval_every = 0;
             config.run.checkpoint_dir = None;
             let (tuned, _) = finetune_cc(model, &config, mixed, None, device, &mut |_| {})?;
-            Ok(Victim::Cc(tuned))
+            Ok(Victim::Cc(tuned.valid()))
         }
         Victim::Scan(model) => {
             let n = mixed.len() / 2;

@@ -305,7 +305,8 @@ fn train_cc_from(
     let run = config.run.clone();
     let device = run.training_device(device);
     let model = match init {
-        Some(m) => m.clone().to_device(&device).unfreeze().train(),
+        // `valid()` first: a model fresh from a training run holds non-leaf tensors.
+        Some(m) => m.valid().to_device(&device).unfreeze().train(),
         None => CcModel::new(&config.model, config.run.seed, &device)?,
     };
     let mut fingerprint = serde_json::json!({

@@ -300,7 +300,7 @@ pub fn finetune_scan(
         )));
     }
     let device_train = config.run.training_device(device);
-    let start = model.clone().to_device(&device_train).unfreeze().train();
+    let start = model.valid().to_device(&device_train).unfreeze().train();
     let mut step = ScanStep {
         images,
         labels: None,
