@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::targets::data::{self, Seeds};
-use crate::targets::{http, images, saved_seeds};
+use crate::targets::{defense, http, images, saved_seeds};
 use crate::{FuzzError, Result};
 
 /// The corpus root inside the source tree.
@@ -54,6 +54,7 @@ pub fn generate() -> Result<Vec<(&'static str, Seeds)>> {
         ("saved-attack-json", attack.jsons),
         ("report", attack.reports),
         ("saved-victim", saved_seeds::victim_seeds()?),
+        ("ssd-detector", defense::ssd_seeds()?),
         ("http-infer-request", http::request_seeds()),
         ("http-infer-response", http::response_seeds()),
         ("http-model-metadata", http::metadata_seeds()),

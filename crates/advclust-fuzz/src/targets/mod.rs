@@ -3,6 +3,7 @@
 //! reads files.
 
 pub mod data;
+pub mod defense;
 pub mod http;
 pub mod http_wire;
 pub mod images;
@@ -100,6 +101,7 @@ pub const TARGETS: &[TargetInfo] = &[
     saved::SAVED_VICTIM_JSON,
     saved::SAVED_VICTIM_WEIGHTS,
     saved::REPORT,
+    defense::SSD_DETECTOR,
     http::HTTP_INFER_REQUEST,
     http::HTTP_INFER_RESPONSE,
     http::HTTP_MODEL_METADATA,
