@@ -33,6 +33,20 @@ done
 first=$(basename "${VICTIMS%% *}")
 [ -d "$RUNS/pca" ] || "$BIN" defend pca --dataset "$DATASET" \
   --attack "$RUNS/attack-$first/attack" --out "$RUNS/pca"
+# The MNIST runs of docs/results/ssd.md stopped this step after CC (weight 1) and ran
+# weights 100 and 1000 on CC and SCAN with --out $RUNS/adaptive-w<weight> instead.
 [ -d "$RUNS/adaptive" ] || "$BIN" defend adaptive --dataset "$DATASET" "${entries[@]}" \
   --features "pretext:$RUNS/pretext/pretext" --clusters 1 --weight "${ADAPTIVE_WEIGHT:-1}" \
   --out "$RUNS/adaptive"
+
+# Adversarial retraining (docs/results/retraining.md): CC and SCAN, when they are victims here.
+for v in $VICTIMS; do
+  case "$v" in
+    pretrained-cc-mnist) opts=(--finetune-epochs 3) ;;
+    pretrained-scan-mnist) opts=(--finetune-epochs 3 --batch-size 128 --lr 1e-4) ;;
+    *) continue ;;
+  esac
+  kind=${v#pretrained-}; kind=${kind%%-*}
+  [ -d "$RUNS/retrain-$kind" ] || "$BIN" defend retrain --dataset "$DATASET" --victim "$v" \
+    --attack "$RUNS/attack-$v/attack" --rounds 3 "${opts[@]}" --out "$RUNS/retrain-$kind"
+done
