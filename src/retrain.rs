@@ -11,6 +11,7 @@ use advclust_core::{DifferentiableClusterModel, ImageBatch, ModelOracle};
 use advclust_gan::{AttackTrainer, TrainedAttack};
 use advclust_metrics::ClusteringScores;
 use advclust_models::pretext::{Neighbors, mine_neighbors};
+use advclust_models::runner::RunConfig;
 use advclust_models::{
     AugmentConfig, CcTrainConfig, ScanTrainConfig, Victim, finetune_cc, finetune_scan,
 };
@@ -40,6 +41,19 @@ pub struct RetrainSettings {
     /// Neighbours per image of SCAN's loss (mined on the victim's own features of the clean
     /// images).
     pub neighbors: usize,
+}
+
+impl RetrainSettings {
+    /// The fine-tuning run's epochs, batch, learning rate and seed (no evaluation, no
+    /// checkpoints), into a victim's training run configuration.
+    fn apply_to(&self, run: &mut RunConfig) {
+        run.epochs = self.finetune_epochs;
+        run.batch_size = self.batch_size;
+        run.learning_rate = self.learning_rate;
+        run.seed = self.seed;
+        run.eval_every = 0;
+        run.checkpoint_dir = None;
+    }
 }
 
 /// One round of retraining.
@@ -81,12 +95,7 @@ pub fn finetune_victim(
             let mut config = CcTrainConfig::new(model.config().clone());
             config.dataset = format!("{} (clean + adversarial)", settings.dataset);
             config.augment = settings.augment.clone();
-            config.run.epochs = settings.finetune_epochs;
-            config.run.batch_size = settings.batch_size;
-            config.run.learning_rate = settings.learning_rate;
-            config.run.seed = settings.seed;
-            config.run.eval_every = 0;
-            config.run.checkpoint_dir = None;
+            settings.apply_to(&mut config.run);
             let (tuned, _) = finetune_cc(model, &config, mixed, None, device, &mut |_| {})?;
             Ok(Victim::Cc(tuned.valid()))
         }
@@ -106,12 +115,7 @@ pub fn finetune_victim(
             config.num_heads = model.config().num_heads;
             config.augment = settings.augment.clone();
             config.selflabel = None;
-            config.run.epochs = settings.finetune_epochs;
-            config.run.batch_size = settings.batch_size;
-            config.run.learning_rate = settings.learning_rate;
-            config.run.seed = settings.seed;
-            config.run.eval_every = 0;
-            config.run.checkpoint_dir = None;
+            settings.apply_to(&mut config.run);
             let tuned = finetune_scan(model, &config, mixed, &neighbors, device)?;
             Ok(Victim::Scan(tuned))
         }
