@@ -118,13 +118,8 @@ fn the_adaptive_attack_trains_with_the_penalty_and_reports_both_attacks() {
     assert!(r.threshold > 0.0);
     assert_eq!(r.plain.clean, r.adaptive.clean);
     assert_eq!(adaptive.report().train_images, 128);
-    assert!(
-        adaptive
-            .report()
-            .curves
-            .iter()
-            .all(|c| c.l_penalty.is_finite())
-    );
+    // The penalty was active: adversarial images start above the detector's threshold.
+    assert!(adaptive.report().curves.iter().any(|c| c.l_penalty > 0.0));
 }
 
 #[test]
