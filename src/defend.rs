@@ -12,11 +12,11 @@ use std::str::FromStr;
 
 use std::time::Instant;
 
-use advclust_core::{ImageBatch, ModelOracle, ParamGuard, SeededRng};
+use advclust_core::{ImageBatch, ModelOracle, ParamGuard, QueryCounts, SeededRng};
 use advclust_defense::metrics::percentile;
 use advclust_defense::{
     FeatureExtractor, FeatureMatrix, InjectionConfig, InjectionReport, InjectionUnit, SsdConfig,
-    SsdDetector, SsdPenalty, extract, run_injection,
+    SsdDetector, SsdPenalty, SsdQueryPenalty, extract, run_injection,
 };
 use advclust_gan::{AttackTrainer, TrainedAttack};
 use advclust_metrics::ClusteringScores;
@@ -212,6 +212,33 @@ pub struct AttackUnderSsd {
     pub batch: InjectionReport,
 }
 
+/// How the adaptive attacker reaches the detector.
+pub enum DetectorAccess {
+    /// SSD's score as tensor operations on this differentiable (frozen) copy of the extractor
+    /// ([`SsdPenalty`]); any gradient source.
+    WhiteBox(Box<dyn FeatureExtractor>),
+    /// Scores only ([`SsdQueryPenalty`]: the detector answers per image, the GAN estimates the
+    /// penalty's gradient from the same perturbed copies it sends to the victim); the saved
+    /// attack must be query-only (NES or SPSA).
+    QueryOnly,
+}
+
+impl DetectorAccess {
+    /// `white-box` or `query-only`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DetectorAccess::WhiteBox(_) => "white-box",
+            DetectorAccess::QueryOnly => "query-only",
+        }
+    }
+}
+
+impl fmt::Debug for DetectorAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The adaptive attack against SSD next to the attack that ignores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdaptiveResult {
@@ -223,6 +250,15 @@ pub struct AdaptiveResult {
     pub clusters: usize,
     /// Weight of the SSD penalty in the generator loss.
     pub weight: f32,
+    /// How the attacker reached the detector: `white-box` or `query-only`.
+    #[serde(default = "white_box")]
+    pub access: String,
+    /// Victim queries of the adaptive training.
+    #[serde(default)]
+    pub victim_queries: QueryCounts,
+    /// Detector queries of the adaptive training (query-only access).
+    #[serde(default)]
+    pub detector_queries: Option<QueryCounts>,
     /// The detector's threshold (95th percentile of the clean test scores), known to the
     /// attacker.
     pub threshold: f64,
@@ -236,15 +272,19 @@ pub struct AdaptiveResult {
     pub adaptive: AttackUnderSsd,
 }
 
+fn white_box() -> String {
+    "white-box".into()
+}
+
 /// Trains an adaptive attack against an SSD detector (fitted on `fit` features, `clusters`
-/// clusters) with the configuration of `attack` plus an [`SsdPenalty`] of `weight`, and
-/// measures both attacks' NMI drop and detection on `test`. `plain` scores features for the
-/// detector; `frozen` is the same extractor, differentiable, for the penalty.
+/// clusters) with the configuration of `attack` plus an SSD penalty of `weight` (reached as
+/// `access` says), and measures both attacks' NMI drop and detection on `test`. `plain`
+/// scores features for the detector.
 #[allow(clippy::too_many_arguments)]
 pub fn adaptive_ssd(
     victim: &Victim,
     plain: &dyn FeatureExtractor,
-    frozen: Box<dyn FeatureExtractor>,
+    access: DetectorAccess,
     (fit, test, test_labels): (&ImageBatch, &ImageBatch, &[usize]),
     attack: &TrainedAttack,
     clusters: usize,
@@ -257,14 +297,26 @@ pub fn adaptive_ssd(
     let clean_scores = detector.score(&extract(plain, test)?)?;
     let threshold = percentile(&clean_scores, 95.0)?;
     let features = plain.name();
-    let penalty = SsdPenalty::new(&detector, frozen, threshold, weight)?;
+    let access_name = access.name().to_string();
     let train_images = attack.report().train_images.min(fit.len());
     let train = fit.select(&(0..train_images).collect::<Vec<_>>())?;
     let started = Instant::now();
-    let adaptive = AttackTrainer::new(attack.config(), device)
-        .with_penalty(&penalty)
-        .fit_model(victim, &train)?;
+    let trainer = AttackTrainer::new(attack.config(), device);
+    let adaptive = match access {
+        DetectorAccess::WhiteBox(frozen) => {
+            let penalty = SsdPenalty::new(&detector, frozen, threshold, weight)?;
+            trainer.with_penalty(&penalty).fit_model(victim, &train)?
+        }
+        DetectorAccess::QueryOnly => {
+            let penalty = SsdQueryPenalty::new(&detector, plain, threshold, weight)?;
+            trainer
+                .with_query_penalty(&penalty)
+                .fit_model(victim, &train)?
+        }
+    };
     let training_seconds = started.elapsed().as_secs_f64();
+    let victim_queries = adaptive.report().training_queries;
+    let detector_queries = adaptive.report().penalty_queries;
     let injection = InjectionConfig::new(InjectionUnit::Batch)
         .trials(experiment.trials)
         .seed(experiment.seed)
@@ -294,6 +346,9 @@ pub fn adaptive_ssd(
             features,
             clusters,
             weight,
+            access: access_name,
+            victim_queries,
+            detector_queries,
             threshold,
             train_images,
             training_seconds,
@@ -313,7 +368,16 @@ pub fn adaptive_markdown(results: &[AdaptiveResult]) -> String {
     for r in results {
         for (name, u) in [
             ("ignores SSD".to_string(), &r.plain),
-            (format!("adaptive (weight {})", r.weight), &r.adaptive),
+            (
+                format!(
+                    "adaptive ({}, weight {}, {} victim / {} detector images)",
+                    r.access,
+                    r.weight,
+                    r.victim_queries.images,
+                    r.detector_queries.map_or(0, |c| c.images)
+                ),
+                &r.adaptive,
+            ),
         ] {
             md += &format!(
                 "| {} | {} | {} | {name} | {:.4} | {:.4} | {:.1} % | {:.2} | {:.2} | {:.4} |\n",

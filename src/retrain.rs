@@ -7,13 +7,16 @@
 
 use std::time::Instant;
 
-use advclust_core::{DifferentiableClusterModel, ImageBatch, ModelOracle};
+use advclust_core::{ClusterOracle, DifferentiableClusterModel, ImageBatch, ModelOracle};
 use advclust_gan::{AttackTrainer, TrainedAttack};
 use advclust_metrics::ClusteringScores;
+use advclust_models::norm::l2_normalize_host_rows;
 use advclust_models::pretext::{Neighbors, mine_neighbors};
 use advclust_models::runner::RunConfig;
 use advclust_models::{
-    AugmentConfig, CcTrainConfig, ScanTrainConfig, Victim, finetune_cc, finetune_scan,
+    AugmentConfig, CcTrainConfig, NnmTrainConfig, ReliableConfig, ReliableSet, ScanTrainConfig,
+    SpiceTrainConfig, Victim, finetune_cc, finetune_nnm, finetune_scan, finetune_spice,
+    fit_mixture, reliable_samples,
 };
 use burn::module::Module;
 use burn::tensor::Device;
@@ -38,8 +41,9 @@ pub struct RetrainSettings {
     pub dataset: String,
     /// Augmentations of the fine-tuning views (the victim's training preset).
     pub augment: AugmentConfig,
-    /// Neighbours per image of SCAN's loss (mined on the victim's own features of the clean
-    /// images).
+    /// Neighbours per image: those of SCAN's and NNM's losses (mined on the victim's own
+    /// features of the clean images), and SPICE's reliable-set neighbourhood (the image itself
+    /// included; SPICE uses 100 on 50,000 images).
     pub neighbors: usize,
 }
 
@@ -77,41 +81,39 @@ pub struct RetrainRound {
 }
 
 /// Fine-tunes `victim` with its own clustering loss on `mixed`, the `n` clean images followed
-/// by their `n` perturbed copies (labels never used). CC: its instance and cluster contrastive
-/// losses on the `2n` images. SCAN: its consistency + entropy loss (every head), the
-/// neighbours of a clean image mined on the victim's own features of the clean images, and
-/// those of a perturbed copy its clean twin and the clean image's neighbours (so the loss asks
-/// a perturbed image to be clustered with what its clean version is close to). Other kinds
-/// are an [`Error::InvalidArgument`] (their losses need prototypes or reliable sets re-mined,
-/// which advclust does not do yet).
+/// by their `n` perturbed copies (labels never used), every kind the way it was trained:
+/// - CC: its instance and cluster contrastive losses on the `2n` images;
+/// - SCAN and NNM: their neighbour losses (every head), the neighbours of a clean image mined on
+///   the victim's own features of the clean images, and those of a perturbed copy its clean
+///   twin and the clean image's neighbours (so the loss asks a perturbed image to be clustered
+///   with what its clean version is close to);
+/// - SPICE: SPICE-Semi (FixMatch) on the reliable clean images, chosen by SPICE's rule from the
+///   victim's own memberships and features, each perturbed copy of one labelled with its clean
+///   twin's cluster;
+/// - the mixtures (GMM, soft k-means): refitted on the `2n` images (PCA, k-means, EM) with the
+///   same configuration; they have no gradient steps to continue.
 pub fn finetune_victim(
     victim: &Victim,
     mixed: &ImageBatch,
     settings: &RetrainSettings,
     device: &Device,
 ) -> Result<Victim, Error> {
+    let dataset = format!("{} (clean + adversarial)", settings.dataset);
+    let channels = mixed.image_shape()[0];
     match victim {
         Victim::Cc(model) => {
             let mut config = CcTrainConfig::new(model.config().clone());
-            config.dataset = format!("{} (clean + adversarial)", settings.dataset);
+            config.dataset = dataset;
             config.augment = settings.augment.clone();
             settings.apply_to(&mut config.run);
             let (tuned, _) = finetune_cc(model, &config, mixed, None, device, &mut |_| {})?;
             Ok(Victim::Cc(tuned.valid()))
         }
         Victim::Scan(model) => {
-            let n = mixed.len() / 2;
-            if n == 0 || mixed.len() != 2 * n {
-                return Err(Error::InvalidArgument(format!(
-                    "retraining mixes n clean and n perturbed images; got {}",
-                    mixed.len()
-                )));
-            }
-            let clean = mixed.select(&(0..n).collect::<Vec<_>>())?;
+            let clean = clean_half(mixed)?;
             let neighbors = twin_neighbors(&clean_neighbors(victim, &clean, settings, device)?);
-            let channels = mixed.image_shape()[0];
             let mut config = ScanTrainConfig::new(model.num_clusters(), channels);
-            config.dataset = format!("{} (clean + adversarial)", settings.dataset);
+            config.dataset = dataset;
             config.num_heads = model.config().num_heads;
             config.augment = settings.augment.clone();
             config.selflabel = None;
@@ -119,10 +121,94 @@ pub fn finetune_victim(
             let tuned = finetune_scan(model, &config, mixed, &neighbors, device)?;
             Ok(Victim::Scan(tuned))
         }
-        other => Err(Error::InvalidArgument(format!(
-            "adversarial retraining fine-tunes CC and SCAN victims, not {}",
-            other.kind()
-        ))),
+        Victim::Nnm(model) => {
+            let clean = clean_half(mixed)?;
+            let neighbors = twin_neighbors(&clean_neighbors(victim, &clean, settings, device)?);
+            let mut config = NnmTrainConfig::new(model.config().num_clusters, channels);
+            config.dataset = dataset;
+            config.num_heads = model.config().num_heads;
+            config.num_neighbors = settings.neighbors;
+            config.augment = settings.augment.clone();
+            settings.apply_to(&mut config.run);
+            let tuned = finetune_nnm(model, &config, mixed, &neighbors, device)?;
+            Ok(Victim::Nnm(tuned))
+        }
+        Victim::Spice(model) => {
+            let clean = clean_half(mixed)?;
+            let k = model.config().num_clusters;
+            let config = SpiceTrainConfig::new(k, channels).with_augment(settings.augment.clone());
+            let mut semi = config
+                .semi
+                .ok_or_else(|| Error::InvalidArgument("SPICE's preset has no Semi stage".into()))?;
+            settings.apply_to(&mut semi.run);
+            let memberships = ModelOracle::new(victim, device)
+                .memberships(&clean)?
+                .data()
+                .to_vec();
+            let embeddings = unit_features(victim, &clean, device)?;
+            let reliable = reliable_samples(
+                &memberships,
+                &embeddings,
+                clean.len(),
+                k,
+                &ReliableConfig {
+                    neighbors: settings.neighbors,
+                    ..ReliableConfig::new()
+                },
+                settings.seed,
+                device,
+            )?;
+            let tuned = finetune_spice(
+                model,
+                &semi,
+                &twin_reliable(&reliable, clean.len()),
+                mixed,
+                device,
+            )?;
+            Ok(Victim::Spice(tuned))
+        }
+        Victim::Mixture(model) => {
+            let (tuned, _) = fit_mixture(mixed, model.config(), settings.seed, device)?;
+            Ok(Victim::Mixture(tuned))
+        }
+    }
+}
+
+/// The `n` clean images of a mixed set of `2n`.
+fn clean_half(mixed: &ImageBatch) -> Result<ImageBatch, Error> {
+    let n = mixed.len() / 2;
+    if n == 0 || mixed.len() != 2 * n {
+        return Err(Error::InvalidArgument(format!(
+            "retraining mixes n clean and n perturbed images; got {}",
+            mixed.len()
+        )));
+    }
+    Ok(mixed.select(&(0..n).collect::<Vec<_>>())?)
+}
+
+/// The victim's own features of `clean`, each row L2-normalised, row-major.
+fn unit_features(victim: &Victim, clean: &ImageBatch, device: &Device) -> Result<Vec<f32>, Error> {
+    let extractor = advclust_defense::VictimFeatures::new(victim, device);
+    let f = advclust_defense::extract(&extractor, clean)?;
+    let mut values: Vec<f32> = f.values.iter().map(|&v| v as f32).collect();
+    l2_normalize_host_rows(&mut values, f.dim);
+    Ok(values)
+}
+
+/// The reliable set of `2n` images from that of the `n` clean ones: each reliable clean image's
+/// perturbed copy `n + i` joins it with the same label.
+fn twin_reliable(clean: &ReliableSet, n: usize) -> ReliableSet {
+    let mut pairs: Vec<(usize, usize)> = clean
+        .indices
+        .iter()
+        .zip(&clean.labels)
+        .flat_map(|(&i, &c)| [(i, c), (n + i, c)])
+        .collect();
+    pairs.sort_unstable();
+    ReliableSet {
+        indices: pairs.iter().map(|p| p.0).collect(),
+        labels: pairs.iter().map(|p| p.1).collect(),
+        per_cluster: clean.per_cluster.iter().map(|c| 2 * c).collect(),
     }
 }
 
@@ -133,14 +219,12 @@ fn clean_neighbors(
     settings: &RetrainSettings,
     device: &Device,
 ) -> Result<Neighbors, Error> {
-    let extractor = advclust_defense::VictimFeatures::new(victim, device);
-    let f = advclust_defense::extract(&extractor, clean)?;
-    let mut values: Vec<f32> = f.values.iter().map(|&v| v as f32).collect();
-    for row in values.chunks_exact_mut(f.dim) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= norm);
-    }
-    Ok(mine_neighbors(&values, f.rows, settings.neighbors, device)?)
+    Ok(mine_neighbors(
+        &unit_features(victim, clean, device)?,
+        clean.len(),
+        settings.neighbors,
+        device,
+    )?)
 }
 
 /// Neighbours of `2n` images from those of the `n` clean ones: a clean image keeps its row; its

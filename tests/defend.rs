@@ -3,7 +3,9 @@
 //! adversarial retraining, and their typed errors.
 
 use advclust::core::ParamGuard;
-use advclust::defend::{SsdExperiment, adaptive_ssd, fit_test_split, ssd_against_attack};
+use advclust::defend::{
+    DetectorAccess, SsdExperiment, adaptive_ssd, fit_test_split, ssd_against_attack,
+};
 use advclust::defense::{FeatureExtractor, VictimFeatures};
 use advclust::gan::{AttackConfig, Stopping, TrainedAttack, train_backprop};
 use advclust::models::Victim;
@@ -105,7 +107,7 @@ fn the_adaptive_attack_trains_with_the_penalty_and_reports_both_attacks() {
     let (r, adaptive) = adaptive_ssd(
         &s.victim,
         &plain,
-        frozen,
+        DetectorAccess::WhiteBox(frozen),
         (&s.fit, &s.test, &s.test_labels),
         &s.attack,
         1,
@@ -123,7 +125,58 @@ fn the_adaptive_attack_trains_with_the_penalty_and_reports_both_attacks() {
 }
 
 #[test]
-fn retraining_fine_tunes_cc_and_scan_and_refuses_other_victims() {
+fn the_query_only_adaptive_attack_queries_the_detector_for_every_copy() {
+    let s = setup(512);
+    let plain = VictimFeatures::new(&s.victim, &s.device);
+    let experiment = SsdExperiment {
+        clusters: vec![1],
+        trials: 5,
+        seed: 0,
+    };
+    let nes = AttackConfig::new()
+        .with_epsilon(0.1)
+        .with_batch_size(64)
+        .with_gradient_source(advclust::gan::GradientSource::Nes {
+            samples: 1,
+            sigma: 0.01,
+        })
+        .with_max_images_per_call(Some(64))
+        .with_stopping(Stopping::Epochs { epochs: 1 })
+        .with_seed(3)
+        .with_progress(false)
+        .check()
+        .unwrap();
+    let train = s.fit.select(&(0..128).collect::<Vec<_>>()).unwrap();
+    let mut oracle = advclust::core::ModelOracle::new(&s.victim, &s.device);
+    let attack = advclust::gan::train_query_only(&nes, &mut oracle, &train, &s.device).unwrap();
+    let run = |attack: &TrainedAttack| {
+        adaptive_ssd(
+            &s.victim,
+            &plain,
+            DetectorAccess::QueryOnly,
+            (&s.fit, &s.test, &s.test_labels),
+            attack,
+            1,
+            100.0,
+            &experiment,
+            &s.device,
+        )
+    };
+    let (r, adaptive) = run(&attack).unwrap();
+    assert_eq!(r.access, "query-only");
+    let detector = r.detector_queries.expect("the detector was queried");
+    // Two steps of 64 images, one direction: 2 x 128 copies to each, plus 128 clean images
+    // to the victim.
+    assert_eq!(detector.images, 256);
+    assert_eq!(r.victim_queries.images, 256 + 128);
+    assert!(adaptive.report().curves.iter().any(|c| c.l_penalty > 0.0));
+    // A backprop attack has no queries to estimate the detector's gradient from.
+    let e = run(&s.attack);
+    assert!(e.is_err(), "{e:?}");
+}
+
+#[test]
+fn retraining_fine_tunes_every_kind_of_victim() {
     let s = setup(256);
     let settings = RetrainSettings {
         rounds: 2,
@@ -151,18 +204,49 @@ fn retraining_fine_tunes_cc_and_scan_and_refuses_other_victims() {
     assert!(rounds[0].previous_generator.is_none());
     assert!(rounds[1].previous_generator.is_some());
     assert!(matches!(tuned, Victim::Cc(_)));
-    // SCAN fine-tunes on clean + perturbed with twin neighbours; SPICE is refused.
-    let scan = VictimSpec::Embedded("pretrained-scan-mnist".into())
-        .load(&s.device)
-        .unwrap();
+    // SCAN and NNM fine-tune on clean + perturbed with twin neighbours, SPICE on its reliable
+    // images and their twins, a mixture is refitted: each comes back changed, of its kind.
     let mixed =
         advclust::core::ImageBatch::concat(&[s.test.clone(), s.attack.perturb(&s.test).unwrap()])
             .unwrap();
-    let tuned = advclust::retrain::finetune_victim(&scan, &mixed, &settings, &s.device).unwrap();
-    assert!(matches!(tuned, Victim::Scan(_)));
-    let spice = VictimSpec::Embedded("pretrained-spice-mnist".into())
-        .load(&s.device)
+    let memberships = |v: &Victim| {
+        let mut oracle = advclust::core::ModelOracle::new(v, &s.device);
+        advclust::core::ClusterOracle::memberships(&mut oracle, &s.test)
+            .unwrap()
+            .data()
+            .to_vec()
+    };
+    let gmm_config = advclust::models::MixtureConfig::new(
+        advclust::models::MixtureKind::Gmm,
+        [1, 28, 28],
+        10,
+        8,
+    );
+    let (gmm, _) = advclust::models::fit_mixture(&s.test, &gmm_config, 0, &s.device).unwrap();
+    let mut victims: Vec<Victim> = ["scan", "nnm", "spice"]
+        .iter()
+        .map(|kind| {
+            VictimSpec::Embedded(format!("pretrained-{kind}-mnist"))
+                .load(&s.device)
+                .unwrap()
+        })
+        .collect();
+    victims.push(Victim::Mixture(gmm));
+    for victim in &victims {
+        let tuned =
+            advclust::retrain::finetune_victim(victim, &mixed, &settings, &s.device).unwrap();
+        assert_eq!(tuned.kind(), victim.kind());
+        assert_ne!(
+            memberships(&tuned),
+            memberships(victim),
+            "{}",
+            victim.kind()
+        );
+    }
+    // A mixed set is n clean then n perturbed images.
+    let odd = mixed
+        .select(&(0..mixed.len() - 1).collect::<Vec<_>>())
         .unwrap();
-    let e = advclust::retrain::finetune_victim(&spice, &mixed, &settings, &s.device);
-    assert!(matches!(e, Err(Error::InvalidArgument(_))));
+    let e = advclust::retrain::finetune_victim(&victims[0], &odd, &settings, &s.device);
+    assert!(matches!(e, Err(Error::InvalidArgument(_))), "{e:?}");
 }

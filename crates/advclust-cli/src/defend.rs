@@ -8,8 +8,8 @@ use advclust::Error;
 use advclust::burn::tensor::Device;
 use advclust::core::ImageBatch;
 use advclust::defend::{
-    DefenseEntry, SsdExperiment, SsdVictimResult, adaptive_markdown, adaptive_ssd, fit_test_split,
-    ssd_against_attack, ssd_markdown,
+    DefenseEntry, DetectorAccess, SsdExperiment, SsdVictimResult, adaptive_markdown, adaptive_ssd,
+    fit_test_split, ssd_against_attack, ssd_markdown,
 };
 use advclust::defense::{FeatureExtractor, PcaSolver, PretextFeatures, VictimFeatures, pca_view};
 use advclust::gan::TrainedAttack;
@@ -96,8 +96,8 @@ struct SsdArgs {
 struct AdaptiveArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Attacked victims, `<victim>=<saved attack dir>` (repeat; local victims only: the
-    /// penalty backpropagates through the detector and the attack through the victim).
+    /// Attacked victims, `<victim>=<saved attack dir>` (repeat; local victims; the adaptive
+    /// generator is trained as the saved attack was: backprop or query-only).
     #[arg(long = "entry", required = true)]
     entries: Vec<DefenseEntry>,
     /// Features of the detector: `victim` or `pretext:<dir>`.
@@ -109,6 +109,11 @@ struct AdaptiveArgs {
     /// Weight of the SSD penalty in the generator loss.
     #[arg(long, default_value_t = 1.0)]
     weight: f32,
+    /// How the attacker reaches the detector: `white-box` (its score backpropagated) or
+    /// `query-only` (scores only, the penalty's gradient estimated from the queries of a
+    /// query-only saved attack).
+    #[arg(long, value_enum, default_value_t = Access::WhiteBox)]
+    detector: Access,
     /// Trials of the injection protocol.
     #[arg(long, default_value_t = 100)]
     trials: usize,
@@ -120,11 +125,20 @@ struct AdaptiveArgs {
     force: bool,
 }
 
+/// How the adaptive attacker reaches the detector (`DetectorAccess`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Access {
+    /// Its score backpropagated.
+    WhiteBox,
+    /// Its scores only.
+    QueryOnly,
+}
+
 #[derive(Args, Debug)]
 struct RetrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// The victim (CC or SCAN: an embedded one or a saved directory).
+    /// The victim (any kind: an embedded one or a saved directory).
     #[arg(long, default_value = "pretrained-cc-mnist")]
     victim: VictimSpec,
     /// The saved attack against it: round 0's generator, and the configuration of every
@@ -143,7 +157,8 @@ struct RetrainArgs {
     /// Fine-tuning learning rate (Adam; CC trained at 1e-3, SCAN at 1e-4).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
-    /// Neighbours per image of SCAN's loss during fine-tuning.
+    /// Neighbours per image during fine-tuning: SCAN's and NNM's mined neighbours, SPICE's
+    /// reliable-set neighbourhood.
     #[arg(long, default_value_t = 20)]
     neighbors: usize,
     /// Output directory: report.json, retrain.md, victim/ (the last fine-tuned victim).
@@ -268,10 +283,14 @@ fn adaptive(a: &AdaptiveArgs, out: &Path, device: &Device, command: &str) -> Res
         let victim = entry.victim.load(device)?;
         let attack = TrainedAttack::load(&entry.attack, device)?;
         let (plain, frozen) = extractors.for_victim(&victim, device);
+        let access = match a.detector {
+            Access::QueryOnly => DetectorAccess::QueryOnly,
+            Access::WhiteBox => DetectorAccess::WhiteBox(frozen),
+        };
         let (mut r, generator) = adaptive_ssd(
             &victim,
             plain.as_ref(),
-            frozen,
+            access,
             (&fit, &test, &labels),
             &attack,
             a.clusters,

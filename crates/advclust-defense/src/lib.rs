@@ -46,5 +46,5 @@ pub use injection::{
 pub use linalg::{PcaFit, PcaSolver, PinvForm};
 pub use metrics::DetectionMetrics;
 pub use pca_view::{PcaView, PcaViewReport, pca_view};
-pub use penalty::SsdPenalty;
+pub use penalty::{SsdPenalty, SsdQueryPenalty};
 pub use ssd::{SsdConfig, SsdDetector, SsdSettings};

@@ -1,22 +1,50 @@
 //! The adaptive attack against SSD: the detector's score written as tensor operations, so that
 //! the GAN's generator can be trained to keep `x_adv` below the detector's threshold while it
-//! breaks the clustering ([`SsdPenalty`], a [`GeneratorPenalty`]). A detection defense is only
-//! credible against an attacker who knows it.
+//! breaks the clustering ([`SsdPenalty`], a [`GeneratorPenalty`]), or the detector as a black
+//! box the attacker can only query for scores ([`SsdQueryPenalty`], a [`QueryPenalty`] whose
+//! gradient the query-only GAN estimates from the same perturbed copies as the victim's). A
+//! detection defense is only credible against an attacker who knows it.
 
 use std::fmt;
 
-use advclust_gan::GeneratorPenalty;
+use advclust_core::ImageBatch;
+use advclust_gan::{GeneratorPenalty, QueryPenalty};
 use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::error::{DefenseError, Result};
-use crate::features::FeatureExtractor;
+use crate::features::{FeatureExtractor, extract};
 use crate::ssd::{SSD_EPSILON, SsdDetector};
 
 /// One cluster of the detector as tensors: its mean and `V diag(1/sqrt(l))`.
 struct ClusterTensors {
     mean: Tensor<1>,
     whitening: Tensor<2>,
+}
+
+/// Both penalties' parameters: a positive finite threshold, a non-negative finite weight.
+fn check_penalty(threshold: f64, weight: f32) -> Result<()> {
+    if !(threshold.is_finite() && threshold > 0.0) {
+        return Err(DefenseError::invalid(
+            "threshold",
+            format!("{threshold} is not positive"),
+        ));
+    }
+    if !(weight.is_finite() && weight >= 0.0) {
+        return Err(DefenseError::invalid(
+            "weight",
+            format!("{weight} is not a non-negative number"),
+        ));
+    }
+    Ok(())
+}
+
+/// The name both penalties record in a checkpoint's fingerprint.
+fn penalty_name(extractor: &dyn FeatureExtractor, clusters: usize, threshold: f64) -> String {
+    format!(
+        "ssd({}, k={clusters}, threshold {threshold})",
+        extractor.name()
+    )
 }
 
 /// `weight * mean_i relu(score(x_adv_i) - threshold) / threshold`: zero once every adversarial
@@ -51,18 +79,7 @@ impl SsdPenalty {
         threshold: f64,
         weight: f32,
     ) -> Result<Self> {
-        if !(threshold.is_finite() && threshold > 0.0) {
-            return Err(DefenseError::invalid(
-                "threshold",
-                format!("{threshold} is not positive"),
-            ));
-        }
-        if !(weight.is_finite() && weight >= 0.0) {
-            return Err(DefenseError::invalid(
-                "weight",
-                format!("{weight} is not a non-negative number"),
-            ));
-        }
+        check_penalty(threshold, weight)?;
         let device = extractor.device().clone();
         let vector = |v: &[f64]| {
             let data: Vec<f32> = v.iter().map(|&x| x as f32).collect();
@@ -136,12 +153,7 @@ impl SsdPenalty {
 
 impl GeneratorPenalty for SsdPenalty {
     fn name(&self) -> String {
-        format!(
-            "ssd({}, k={}, threshold {})",
-            self.extractor.name(),
-            self.clusters.len(),
-            self.threshold
-        )
+        penalty_name(self.extractor.as_ref(), self.clusters.len(), self.threshold)
     }
 
     fn weight(&self) -> f32 {
@@ -153,6 +165,75 @@ impl GeneratorPenalty for SsdPenalty {
         relu(self.scores(x_adv).sub_scalar(self.threshold))
             .div_scalar(self.threshold)
             .mean()
+    }
+}
+
+/// SSD behind an interface that only returns scores: per image
+/// `relu(score(x) - threshold) / threshold`, the per-image term of [`SsdPenalty`], computed by
+/// the detector itself (`extractor` needs no gradient: e.g. [`crate::PretextFeatures::new`]).
+/// The query-only GAN ([`advclust_gan::AttackTrainer::with_query_penalty`]) estimates its
+/// gradient from the scores of the perturbed copies it already sends to the victim.
+pub struct SsdQueryPenalty<'a> {
+    detector: &'a SsdDetector,
+    extractor: &'a dyn FeatureExtractor,
+    threshold: f64,
+    weight: f32,
+}
+
+impl fmt::Debug for SsdQueryPenalty<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SsdQueryPenalty")
+            .field("extractor", &self.extractor.name())
+            .field("clusters", &self.detector.clusters.len())
+            .field("threshold", &self.threshold)
+            .field("weight", &self.weight)
+            .finish()
+    }
+}
+
+impl<'a> SsdQueryPenalty<'a> {
+    /// `detector` scoring the features of `extractor`, flagging at `threshold`, with `weight` in
+    /// the generator loss.
+    pub fn new(
+        detector: &'a SsdDetector,
+        extractor: &'a dyn FeatureExtractor,
+        threshold: f64,
+        weight: f32,
+    ) -> Result<Self> {
+        check_penalty(threshold, weight)?;
+        Ok(SsdQueryPenalty {
+            detector,
+            extractor,
+            threshold,
+            weight,
+        })
+    }
+
+    /// The detector's score of every image of `batch`.
+    pub fn scores(&self, batch: &ImageBatch) -> Result<Vec<f64>> {
+        self.detector.score(&extract(self.extractor, batch)?)
+    }
+}
+
+impl QueryPenalty for SsdQueryPenalty<'_> {
+    fn name(&self) -> String {
+        penalty_name(self.extractor, self.detector.clusters.len(), self.threshold)
+    }
+
+    fn weight(&self) -> f32 {
+        self.weight
+    }
+
+    fn penalties(
+        &self,
+        batch: &ImageBatch,
+    ) -> std::result::Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>> {
+        let t = self.threshold;
+        Ok(self
+            .scores(batch)?
+            .into_iter()
+            .map(|s| (s - t).max(0.0) / t)
+            .collect())
     }
 }
 

@@ -82,6 +82,14 @@ pub enum AttackError {
     /// The generator weights could not be saved or loaded.
     #[error("generator weights: {0}")]
     Record(String),
+    /// A [`crate::QueryPenalty`] failed to answer or gave unusable values.
+    #[error("penalty {name}: {source}")]
+    Penalty {
+        /// The penalty's name.
+        name: String,
+        /// What went wrong.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A saved attack or checkpoint does not match what it is loaded for.
     #[error("incompatible saved attack: {0}")]
     Incompatible(String),

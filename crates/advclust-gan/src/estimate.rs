@@ -16,6 +16,7 @@ use rand::RngExt;
 use crate::config::{AdvDistance, GradientSource};
 use crate::error::{AttackError, Result};
 use crate::nets::gaussian;
+use crate::train::QueryPenalty;
 
 /// What `L_adv` pushes the adversarial memberships towards.
 #[derive(Debug, Clone, Copy)]
@@ -171,6 +172,22 @@ pub fn estimate_adv_gradient(
     estimator: &QueryEstimator,
     rng: &mut SeededRng,
 ) -> Result<GradientEstimate> {
+    let (estimate, _) =
+        estimate_with_penalty(oracle, None, x_adv, objective, distance, estimator, rng)?;
+    Ok(estimate)
+}
+
+/// [`estimate_adv_gradient`], and with a [`QueryPenalty`] its estimate from the same perturbed
+/// copies (each copy sent to the penalty once as well).
+pub(crate) fn estimate_with_penalty(
+    oracle: &mut dyn ClusterOracle,
+    penalty: Option<&dyn QueryPenalty>,
+    x_adv: &ImageBatch,
+    objective: AdvObjective<'_>,
+    distance: AdvDistance,
+    estimator: &QueryEstimator,
+    rng: &mut SeededRng,
+) -> Result<(GradientEstimate, Option<PenaltyEstimate>)> {
     let QueryEstimator {
         source,
         tile,
@@ -200,7 +217,6 @@ pub fn estimate_adv_gradient(
     }
     let k = oracle.num_clusters();
     let n = x_adv.len();
-    let d = x_adv.image_len();
     match objective {
         AdvObjective::Away(clean) if clean.len() != n * k => {
             return Err(AttackError::VictimOutputShape {
@@ -226,72 +242,26 @@ pub fn estimate_adv_gradient(
         _ => {}
     }
 
-    let [_, c, height, width] = x_adv.dims();
-    // Directions, laid out [s][i][pixel]: drawn on the coarse grid, then spread over their
-    // tiles with weight 1 / tile (so the estimate is the tile mean of the gradient).
-    let (coarse_h, coarse_w) = (height.div_ceil(tile), width.div_ceil(tile));
-    let coarse_d = c * coarse_h * coarse_w;
-    let coarse: Vec<f32> = if gaussian_dirs {
-        gaussian(rng, samples * n * coarse_d)
-    } else {
-        (0..samples * n * coarse_d)
-            .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
-            .collect()
-    };
-    let dirs = if tile == 1 {
-        coarse
-    } else {
-        let inv = 1.0 / tile as f32;
-        let mut dirs = Vec::with_capacity(samples * n * d);
-        for cell in coarse.chunks(coarse_d) {
-            for ch in 0..c {
-                for y in 0..height {
-                    for x in 0..width {
-                        let v = cell[(ch * coarse_h + y / tile) * coarse_w + x / tile];
-                        dirs.push(v * inv);
-                    }
-                }
-            }
-        }
-        dirs
-    };
-
-    let (lo, hi) = (x_adv.value_box().min(), x_adv.value_box().max());
-    let total = 2 * samples * n;
-    let chunk = max_images_per_call.unwrap_or(total).max(1);
-    // Memberships of query g = (s, sign, i), in query order.
+    let probe = Probe::new(
+        x_adv,
+        samples,
+        h,
+        gaussian_dirs,
+        tile,
+        max_images_per_call,
+        rng,
+    )?;
+    // One round: a remote oracle may keep several of these calls in flight.
+    let answers = answer_all(oracle, &probe.calls)?;
+    let total = probe.total();
     let mut rows = vec![0.0f32; total * k];
     let mut mem_acc = vec![0.0f64; n * k];
-    let mut calls = Vec::with_capacity(total.div_ceil(chunk));
-    for start in (0..total).step_by(chunk) {
-        let end = (start + chunk).min(total);
-        let mut data = Vec::with_capacity((end - start) * d);
-        for g in start..end {
-            let (s, r) = (g / (2 * n), g % (2 * n));
-            let (i, sign) = (r % n, if r < n { 1.0 } else { -1.0 });
-            let x = x_adv.image(i).expect("index in range");
-            let u = &dirs[(s * n + i) * d..(s * n + i + 1) * d];
-            data.extend(
-                x.iter()
-                    .zip(u)
-                    .map(|(&xv, &uv)| (xv + sign * h * uv).clamp(lo, hi)),
-            );
-        }
-        calls.push(ImageBatch::new(
-            data,
-            [end - start, c, height, width],
-            x_adv.value_box(),
-        )?);
-    }
-    // One round: a remote oracle may keep several of these calls in flight.
-    let answers = answer_all(oracle, &calls)?;
     for (part, m) in answers.iter().enumerate() {
-        let start = part * chunk;
-        let end = (start + chunk).min(total);
-        m.expect_samples(end - start)?;
+        let range = probe.call_range(part);
+        m.expect_samples(range.len())?;
         m.expect_clusters(k)?;
-        for (offset, g) in (start..end).enumerate() {
-            let i = (g % (2 * n)) % n;
+        for (offset, g) in range.enumerate() {
+            let i = probe.image_of(g);
             let row = m.row(offset).expect("validated row");
             rows[g * k..(g + 1) * k].copy_from_slice(row);
             for (acc, &v) in mem_acc[i * k..(i + 1) * k].iter_mut().zip(row) {
@@ -299,7 +269,6 @@ pub fn estimate_adv_gradient(
             }
         }
     }
-    let calls = calls.len();
     let pairs = (2 * samples) as f64;
     let memberships: Vec<f32> = mem_acc.iter().map(|&v| (v / pairs) as f32).collect();
     // f values of every query: per-sample terms, or the batch objective's linearisation.
@@ -311,7 +280,7 @@ pub fn estimate_adv_gradient(
     };
     let fvals: Vec<f64> = (0..total)
         .map(|g| {
-            let i = (g % (2 * n)) % n;
+            let i = probe.image_of(g);
             let row = &rows[g * k..(g + 1) * k];
             match &weights {
                 Some(w) => w[i * k..(i + 1) * k]
@@ -323,28 +292,200 @@ pub fn estimate_adv_gradient(
             }
         })
         .collect();
+    let (gradient, losses) = probe.combine(&fvals);
+    let penalty = match penalty {
+        Some(p) => Some(probe.penalty_estimate(p)?),
+        None => None,
+    };
+    let calls = probe.calls.len();
+    Ok((
+        GradientEstimate {
+            gradient,
+            losses,
+            memberships,
+            k,
+            calls,
+        },
+        penalty,
+    ))
+}
 
-    let mut gradient = vec![0.0f32; n * d];
-    let mut losses = vec![0.0f64; n];
-    let scale = 1.0 / (2.0 * h as f64 * samples as f64);
-    for s in 0..samples {
-        for i in 0..n {
-            let plus = fvals[s * 2 * n + i];
-            let minus = fvals[s * 2 * n + n + i];
-            losses[i] += plus + minus;
-            let coef = ((plus - minus) * scale) as f32;
-            let u = &dirs[(s * n + i) * d..(s * n + i + 1) * d];
-            for (gv, &uv) in gradient[i * d..(i + 1) * d].iter_mut().zip(u) {
-                *gv += coef * uv;
+/// A [`QueryPenalty`] estimated from the perturbed copies of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PenaltyEstimate {
+    /// Estimated gradient of the batch penalty (the mean over images) w.r.t. `x_adv`, NCHW.
+    pub(crate) gradient: Vec<f32>,
+    /// The batch penalty at `x_adv`: the mean over images of each image's mean over its copies.
+    pub(crate) value: f64,
+}
+
+/// The perturbed copies of one estimate: query `g = (s, sign, i)` in order, `x_adv_i + sign * h
+/// * u_{s,i}` clipped to the value box, split into the oracle calls.
+struct Probe {
+    samples: usize,
+    n: usize,
+    d: usize,
+    h: f32,
+    chunk: usize,
+    /// Directions, laid out `[s][i][pixel]`.
+    dirs: Vec<f32>,
+    calls: Vec<ImageBatch>,
+}
+
+impl Probe {
+    fn new(
+        x_adv: &ImageBatch,
+        samples: usize,
+        h: f32,
+        gaussian_dirs: bool,
+        tile: usize,
+        max_images_per_call: Option<usize>,
+        rng: &mut SeededRng,
+    ) -> Result<Probe> {
+        let n = x_adv.len();
+        let d = x_adv.image_len();
+        let [_, c, height, width] = x_adv.dims();
+        // Directions: drawn on the coarse grid, then spread over their tiles with weight
+        // 1 / tile (so the estimate is the tile mean of the gradient).
+        let (coarse_h, coarse_w) = (height.div_ceil(tile), width.div_ceil(tile));
+        let coarse_d = c * coarse_h * coarse_w;
+        let coarse: Vec<f32> = if gaussian_dirs {
+            gaussian(rng, samples * n * coarse_d)
+        } else {
+            (0..samples * n * coarse_d)
+                .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+                .collect()
+        };
+        let dirs = if tile == 1 {
+            coarse
+        } else {
+            let inv = 1.0 / tile as f32;
+            let mut dirs = Vec::with_capacity(samples * n * d);
+            for cell in coarse.chunks(coarse_d) {
+                for ch in 0..c {
+                    for y in 0..height {
+                        for x in 0..width {
+                            let v = cell[(ch * coarse_h + y / tile) * coarse_w + x / tile];
+                            dirs.push(v * inv);
+                        }
+                    }
+                }
+            }
+            dirs
+        };
+        let (lo, hi) = (x_adv.value_box().min(), x_adv.value_box().max());
+        let total = 2 * samples * n;
+        let chunk = max_images_per_call.unwrap_or(total).max(1);
+        let mut probe = Probe {
+            samples,
+            n,
+            d,
+            h,
+            chunk,
+            dirs,
+            calls: Vec::with_capacity(total.div_ceil(chunk)),
+        };
+        for start in (0..total).step_by(chunk) {
+            let end = (start + chunk).min(total);
+            let mut data = Vec::with_capacity((end - start) * d);
+            for g in start..end {
+                let (s, sign) = (g / (2 * n), if g % (2 * n) < n { 1.0 } else { -1.0 });
+                let i = probe.image_of(g);
+                let x = x_adv.image(i).expect("index in range");
+                data.extend(
+                    x.iter()
+                        .zip(probe.direction(s, i))
+                        .map(|(&xv, &uv)| (xv + sign * h * uv).clamp(lo, hi)),
+                );
+            }
+            probe.calls.push(ImageBatch::new(
+                data,
+                [end - start, c, height, width],
+                x_adv.value_box(),
+            )?);
+        }
+        Ok(probe)
+    }
+
+    /// Queries in all.
+    fn total(&self) -> usize {
+        2 * self.samples * self.n
+    }
+
+    /// The queries of call `part`.
+    fn call_range(&self, part: usize) -> std::ops::Range<usize> {
+        let start = part * self.chunk;
+        start..(start + self.chunk).min(self.total())
+    }
+
+    /// The image query `g` perturbs.
+    fn image_of(&self, g: usize) -> usize {
+        (g % (2 * self.n)) % self.n
+    }
+
+    fn direction(&self, s: usize, i: usize) -> &[f32] {
+        let d = self.d;
+        &self.dirs[(s * self.n + i) * d..(s * self.n + i + 1) * d]
+    }
+
+    /// From the value `f` of every query: `g_i = 1 / (2 h S) * sum_s (f(+) - f(-)) u_{s,i}`
+    /// and the mean of `f` over each image's copies.
+    fn combine(&self, fvals: &[f64]) -> (Vec<f32>, Vec<f64>) {
+        let (n, d) = (self.n, self.d);
+        let mut gradient = vec![0.0f32; n * d];
+        let mut losses = vec![0.0f64; n];
+        let scale = 1.0 / (2.0 * self.h as f64 * self.samples as f64);
+        for s in 0..self.samples {
+            for i in 0..n {
+                let plus = fvals[s * 2 * n + i];
+                let minus = fvals[s * 2 * n + n + i];
+                losses[i] += plus + minus;
+                let coef = ((plus - minus) * scale) as f32;
+                for (gv, &uv) in gradient[i * d..(i + 1) * d]
+                    .iter_mut()
+                    .zip(self.direction(s, i))
+                {
+                    *gv += coef * uv;
+                }
             }
         }
+        let pairs = (2 * self.samples) as f64;
+        losses.iter_mut().for_each(|l| *l /= pairs);
+        (gradient, losses)
     }
-    losses.iter_mut().for_each(|l| *l /= pairs);
-    Ok(GradientEstimate {
-        gradient,
-        losses,
-        memberships,
-        k,
-        calls,
-    })
+
+    /// Sends every copy to `penalty` (in the same calls) and estimates the gradient of the batch
+    /// mean of its values.
+    fn penalty_estimate(&self, penalty: &dyn QueryPenalty) -> Result<PenaltyEstimate> {
+        let mut values = Vec::with_capacity(self.total());
+        for (part, call) in self.calls.iter().enumerate() {
+            let v = penalty
+                .penalties(call)
+                .map_err(|source| AttackError::Penalty {
+                    name: penalty.name(),
+                    source,
+                })?;
+            let expected = self.call_range(part).len();
+            if v.len() != expected {
+                return Err(AttackError::Penalty {
+                    name: penalty.name(),
+                    source: format!("{} values for {expected} images", v.len()).into(),
+                });
+            }
+            if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
+                return Err(AttackError::Penalty {
+                    name: penalty.name(),
+                    source: format!("a non-finite value ({bad})").into(),
+                });
+            }
+            values.extend(v);
+        }
+        let (mut gradient, per_image) = self.combine(&values);
+        let inv_n = 1.0 / self.n as f32;
+        gradient.iter_mut().for_each(|g| *g *= inv_n);
+        Ok(PenaltyEstimate {
+            gradient,
+            value: per_image.iter().sum::<f64>() / self.n as f64,
+        })
+    }
 }

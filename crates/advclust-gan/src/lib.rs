@@ -77,6 +77,6 @@ pub use nets::{
 pub use objective::{AdvLoss, log_margin_loss, soft_mi_loss, soft_mi_weights};
 pub use report::{AttackReport, ConvergenceInfo, EpochStats, Evaluation, StopReason};
 pub use train::{
-    AttackGan, AttackTrainer, CheckpointPolicy, FrozenVictim, GeneratorPenalty, StepStats,
-    train_backprop, train_query_only,
+    AttackGan, AttackTrainer, CheckpointPolicy, FrozenVictim, GeneratorPenalty, QueryPenalty,
+    StepStats, train_backprop, train_query_only,
 };

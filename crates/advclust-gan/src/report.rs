@@ -85,6 +85,9 @@ pub struct AttackReport {
     pub steps: u64,
     /// Victim queries made by training: batch calls and single images.
     pub training_queries: QueryCounts,
+    /// Queries sent to a query-only penalty ([`crate::QueryPenalty`]; `None` without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub penalty_queries: Option<QueryCounts>,
     /// Set when the convergence rule stopped training.
     pub converged: Option<ConvergenceInfo>,
     /// Why training ended (the last epoch, convergence, or the query budget).

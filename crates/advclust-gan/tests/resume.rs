@@ -10,8 +10,8 @@ use advclust_core::{
     Result as CoreResult,
 };
 use advclust_gan::{
-    AttackConfig, AttackError, AttackTrainer, CheckpointPolicy, GradientSource, Stopping,
-    TrainedAttack,
+    AttackConfig, AttackError, AttackTrainer, CheckpointPolicy, GradientSource, QueryPenalty,
+    Stopping, TrainedAttack,
 };
 use common::{HalfVictim, SIDE, base, device, halves};
 
@@ -68,6 +68,30 @@ fn outcome(a: &TrainedAttack, x: &ImageBatch) -> Outcome {
     }
 }
 
+/// A query-only penalty (mean brightness): its counts are part of the state a resume restores.
+#[derive(Debug)]
+struct Brightness;
+
+impl QueryPenalty for Brightness {
+    fn name(&self) -> String {
+        "brightness".into()
+    }
+    fn weight(&self) -> f32 {
+        5.0
+    }
+    fn penalties(
+        &self,
+        batch: &ImageBatch,
+    ) -> std::result::Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok((0..batch.len())
+            .map(|i| {
+                let img = batch.image(i).unwrap();
+                img.iter().map(|&v| f64::from(v)).sum::<f64>() / img.len() as f64
+            })
+            .collect())
+    }
+}
+
 fn configs() -> Vec<(&'static str, AttackConfig)> {
     let three_epochs = Stopping::Epochs { epochs: 3 };
     vec![
@@ -83,6 +107,15 @@ fn configs() -> Vec<(&'static str, AttackConfig)> {
                 .with_estimate_momentum(0.5)
                 .with_max_images_per_call(Some(16))
                 .with_snapshot_calls(vec![4, 9, 1000]),
+        ),
+        (
+            "nes-query-penalty",
+            base()
+                .with_stopping(three_epochs)
+                .with_gradient_source(GradientSource::Nes {
+                    samples: 1,
+                    sigma: 0.01,
+                }),
         ),
         (
             "spsa-budget",
@@ -106,9 +139,12 @@ fn a_run_stopped_after_any_step_resumes_to_the_uninterrupted_result() {
         let config = config.check().unwrap();
         let query_only = config.gradient_source.is_query_only();
         let train = |policy: CheckpointPolicy, calls_left: usize| {
-            let trainer = AttackTrainer::new(&config, &dev)
+            let mut trainer = AttackTrainer::new(&config, &dev)
                 .with_labels(&labels)
                 .with_checkpoints(policy);
+            if name == "nes-query-penalty" {
+                trainer = trainer.with_query_penalty(&Brightness);
+            }
             if query_only {
                 let mut oracle = DiesAfter {
                     inner: ModelOracle::new(&victim, &dev),

@@ -65,7 +65,7 @@ pub use mixture::{
     MixtureConfig, MixtureFitReport, MixtureKind, MixtureModel, MixtureParts, fit_mixture,
     fit_mixture_flat,
 };
-pub use nnm::{NnmModel, NnmTrainConfig, NnmTrainReport, train_nnm};
+pub use nnm::{NnmModel, NnmTrainConfig, NnmTrainReport, finetune_nnm, train_nnm};
 pub use pretext::{
     Neighbors, Pretext, PretextReport, PretextTrainConfig, SimClrConfig, SimClrModel, data_digest,
     mine_neighbors, train_pretext,
@@ -83,7 +83,8 @@ pub use spice::prototype::PrototypeConfig;
 pub use spice::reliable::{ReliableConfig, ReliableSet, reliable_samples};
 pub use spice::semi::SemiConfig;
 pub use spice::{
-    SpiceConfig, SpiceModel, SpiceStage, SpiceTrainConfig, SpiceTrainReport, train_spice,
+    SpiceConfig, SpiceModel, SpiceStage, SpiceTrainConfig, SpiceTrainReport, finetune_spice,
+    train_spice,
 };
 pub use victim::{
     ClusterModelExt, EpsilonSpace, TrainingSummary, Victim, VictimDescription, VictimKind,

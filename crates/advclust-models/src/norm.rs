@@ -150,7 +150,7 @@ pub fn l2_normalize_rows(x: Tensor<2>) -> Tensor<2> {
 }
 
 /// L2-normalises each `d`-value row of a host buffer in place (norms floored at 1e-12).
-pub(crate) fn l2_normalize_host_rows(values: &mut [f32], d: usize) {
+pub fn l2_normalize_host_rows(values: &mut [f32], d: usize) {
     for row in values.chunks_mut(d.max(1)) {
         let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         row.iter_mut().for_each(|v| *v /= norm);

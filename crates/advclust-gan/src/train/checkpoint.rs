@@ -143,6 +143,9 @@ pub(crate) struct ProviderState {
     /// The time prior, `n * d` or empty (in the binary file).
     #[serde(skip)]
     pub(super) prior: Vec<f32>,
+    /// Queries sent to a query-only penalty.
+    #[serde(default)]
+    pub(super) penalty_counts: Option<QueryCounts>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use crate::config::{
     AdvDistance, AttackSettings, CheckedAttackConfig, GradientSource, NORM_EPS, Stopping,
 };
 use crate::error::{AttackError, Result};
-use crate::estimate::{AdvObjective, QueryEstimator, estimate_adv_gradient};
+use crate::estimate::{AdvObjective, QueryEstimator, estimate_with_penalty};
 use crate::nets::{Discriminator, Generator, check_image_shape};
 use crate::report::{AttackReport, ConvergenceInfo, EpochStats};
 
@@ -105,6 +105,24 @@ pub trait GeneratorPenalty: std::fmt::Debug {
     /// The penalty of a batch of adversarial images `[N, C, H, W]` (on the autodiff device),
     /// a scalar differentiable with respect to them.
     fn penalty(&self, x_adv: Tensor<4>) -> Tensor<1>;
+}
+
+/// An extra term of the generator loss that the attacker can only query, not differentiate: a
+/// value per image (e.g. how far a detector behind an API scores an image above its
+/// threshold), minimised as its mean over the batch. Its gradient is estimated by the run's
+/// query-only gradient source from the same perturbed copies as `L_adv`: each copy is sent to the
+/// penalty once, in the same calls as to the victim (counted apart, as
+/// [`crate::AttackReport::penalty_queries`]). Object-safe; stateless between steps.
+pub trait QueryPenalty: std::fmt::Debug {
+    /// A short name, recorded in checkpoints' fingerprints.
+    fn name(&self) -> String;
+    /// Its weight in the generator loss.
+    fn weight(&self) -> f32;
+    /// The penalty of every image of `batch`, one finite value per image.
+    fn penalties(
+        &self,
+        batch: &ImageBatch,
+    ) -> std::result::Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>>;
 }
 
 pub(crate) use provider::{AdvProvider, StepCtx};
@@ -346,6 +364,10 @@ impl AttackGan {
             let term = p.penalty(x_adv.clone());
             l_penalty_v = p.weight() as f64 * scalar(&term);
             loss = loss + term.mul_scalar(p.weight());
+        }
+        if let Some(p) = adv.penalty {
+            l_penalty_v += p.value;
+            loss = loss + p.term;
         }
         let (gan_v, l_pert_v) = (scalar(&gan), scalar(&l_pert));
         let g_loss_v = gan_v + s.lambda_pert as f64 * l_pert_v - s.lambda_adv as f64 * adv.l_adv

@@ -15,6 +15,16 @@ pub(crate) struct AdvTerm {
     pub(super) adv_clusters: Vec<ClusterId>,
     /// Clean cluster of each image (untargeted attacks).
     pub(super) clean_clusters: Option<Vec<ClusterId>>,
+    /// The weighted [`QueryPenalty`] term, when the run has one.
+    pub(super) penalty: Option<PenaltyTerm>,
+}
+
+/// A query-only penalty's part of a step.
+pub(crate) struct PenaltyTerm {
+    /// Scalar whose gradient w.r.t. `x_adv` is the weighted penalty's estimated gradient.
+    pub(super) term: Tensor<1>,
+    /// The weighted penalty (estimated).
+    pub(super) value: f64,
 }
 
 /// Position of a step, for error messages.
@@ -38,6 +48,10 @@ impl StepCtx {
 pub(crate) trait AdvProvider {
     fn num_clusters(&self) -> usize;
     fn counts(&self) -> QueryCounts;
+    /// Queries sent to a [`QueryPenalty`] (`None` without one).
+    fn penalty_counts(&self) -> Option<QueryCounts> {
+        None
+    }
     /// The ledger the queries are charged to.
     fn ledger(&self) -> &QueryLedger;
     /// Images of each victim call the step on `indices` would make, in order (planned
@@ -191,6 +205,7 @@ impl<M: DifferentiableClusterModel> AdvProvider for BackpropProvider<'_, M> {
             l_adv,
             adv_clusters,
             clean_clusters,
+            penalty: None,
         })
     }
 }
@@ -215,6 +230,8 @@ pub(super) struct QueryProvider<'a> {
     /// allocated on first use, only with a momentum.
     pub(super) prior: Vec<f32>,
     pub(super) rng: SeededRng,
+    /// A penalty the attacker can only query, and the queries sent to it.
+    pub(super) penalty: Option<(&'a dyn QueryPenalty, QueryLedger)>,
 }
 
 impl QueryProvider<'_> {
@@ -263,6 +280,10 @@ impl AdvProvider for QueryProvider<'_> {
         self.oracle.counts()
     }
 
+    fn penalty_counts(&self) -> Option<QueryCounts> {
+        self.penalty.as_ref().map(|(_, ledger)| ledger.counts())
+    }
+
     fn ledger(&self) -> &QueryLedger {
         self.oracle.ledger()
     }
@@ -286,6 +307,7 @@ impl AdvProvider for QueryProvider<'_> {
             rng: Some(advclust_core::RngState::of(&self.rng)),
             clean: self.clean.clone(),
             prior: self.prior.clone(),
+            penalty_counts: self.penalty_counts(),
         }
     }
 
@@ -301,6 +323,9 @@ impl AdvProvider for QueryProvider<'_> {
             return Err(format!(
                 "its query caches do not fit {n} training images of {d} values and {k} clusters"
             ));
+        }
+        if let Some((_, ledger)) = self.penalty.as_mut() {
+            ledger.resume_from(state.penalty_counts.unwrap_or_default());
         }
         self.oracle.resume_from(state.counts);
         self.known = state.known;
@@ -338,14 +363,21 @@ impl AdvProvider for QueryProvider<'_> {
             (Some(t), _, _) => AdvObjective::Toward(t),
         };
         let estimator = self.estimator();
-        let est = estimate_adv_gradient(
+        let penalty = self.penalty.as_ref().map(|(p, _)| *p);
+        let (est, penalty_est) = estimate_with_penalty(
             &mut self.oracle,
+            penalty,
             x_adv_host,
             objective,
             self.distance,
             &estimator,
             &mut self.rng,
         )?;
+        if let Some((_, ledger)) = self.penalty.as_mut() {
+            for size in estimator.call_sizes(x_adv_host.len()) {
+                ledger.charge(size)?;
+            }
+        }
         if est.gradient.iter().any(|v| !v.is_finite()) {
             return Err(ctx.non_finite("estimated gradient"));
         }
@@ -372,11 +404,29 @@ impl AdvProvider for QueryProvider<'_> {
         );
         // d/dx_adv of sum(x_adv * g) is exactly g.
         let term = (x_adv.clone() * g).sum();
+        let penalty = match (penalty, penalty_est) {
+            (Some(p), Some(e)) => {
+                if e.gradient.iter().any(|v| !v.is_finite()) {
+                    return Err(ctx.non_finite("estimated penalty gradient"));
+                }
+                let w = p.weight();
+                let g = Tensor::<4>::from_data(
+                    TensorData::new(e.gradient, x_adv_host.dims()),
+                    &x_adv.device(),
+                );
+                Some(PenaltyTerm {
+                    term: (x_adv.clone() * g).sum().mul_scalar(w),
+                    value: f64::from(w) * e.value,
+                })
+            }
+            _ => None,
+        };
         Ok(AdvTerm {
             term,
             l_adv,
             adv_clusters,
             clean_clusters,
+            penalty,
         })
     }
 }

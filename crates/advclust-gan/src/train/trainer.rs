@@ -16,6 +16,7 @@ pub struct AttackTrainer<'a> {
     labels: Option<&'a [usize]>,
     checkpoints: Option<CheckpointPolicy>,
     penalty: Option<&'a dyn GeneratorPenalty>,
+    query_penalty: Option<&'a dyn QueryPenalty>,
 }
 
 /// Running sums of an epoch: the steps' stats added up (`max_linf` is the maximum).
@@ -130,6 +131,7 @@ impl<'a> AttackTrainer<'a> {
             labels: None,
             checkpoints: None,
             penalty: None,
+            query_penalty: None,
         }
     }
 
@@ -144,6 +146,14 @@ impl<'a> AttackTrainer<'a> {
     /// Adds `penalty` to the generator loss (an adaptive attack against a known defense).
     pub fn with_penalty(mut self, penalty: &'a dyn GeneratorPenalty) -> Self {
         self.penalty = Some(penalty);
+        self
+    }
+
+    /// Adds `penalty`, which the attacker can only query, to the generator loss: its gradient is
+    /// estimated from the same perturbed copies as `L_adv` (query-only gradient sources only;
+    /// a backprop run is an [`AttackError::InvalidConfig`]).
+    pub fn with_query_penalty(mut self, penalty: &'a dyn QueryPenalty) -> Self {
+        self.query_penalty = Some(penalty);
         self
     }
 
@@ -165,6 +175,13 @@ impl<'a> AttackTrainer<'a> {
         if self.config.gradient_source.is_query_only() {
             let mut oracle = ModelOracle::new(model, &self.device);
             return self.fit_oracle(&mut oracle, train);
+        }
+        if self.query_penalty.is_some() {
+            return Err(AttackError::invalid(
+                "gradient_source",
+                "a query-only penalty is estimated from the queries of a query-only source: \
+                 choose Nes or Spsa (or give the penalty as a differentiable GeneratorPenalty)",
+            ));
         }
         let victim = FrozenVictim::new(model, &self.device);
         let provider = BackpropProvider {
@@ -210,6 +227,9 @@ impl<'a> AttackTrainer<'a> {
             momentum: self.config.estimate_momentum,
             prior: Vec::new(),
             rng: SeededRng::seed_from_u64(derive_seed(self.config.seed, STREAM_ESTIMATOR)),
+            penalty: self
+                .query_penalty
+                .map(|p| (p, QueryLedger::new(QueryBudget::UNLIMITED))),
         };
         self.run(provider, train)
     }
@@ -241,6 +261,7 @@ impl<'a> AttackTrainer<'a> {
             epochs: 0,
             steps: 0,
             training_queries: QueryCounts::default(),
+            penalty_queries: None,
             converged: None,
             stopped: StopReason::default(),
             interrupted: None,
@@ -259,6 +280,10 @@ impl<'a> AttackTrainer<'a> {
         let mut fingerprint = fingerprint(cfg.settings(), train, self.labels, k)?;
         if let Some(p) = self.penalty {
             fingerprint["penalty"] = serde_json::json!({"name": p.name(), "weight": p.weight()});
+        }
+        if let Some(p) = self.query_penalty {
+            fingerprint["query_penalty"] =
+                serde_json::json!({"name": p.name(), "weight": p.weight()});
         }
         let mut training = Training {
             gan: &mut gan,
@@ -286,6 +311,7 @@ impl<'a> AttackTrainer<'a> {
             &self.device,
         );
         report.training_queries = provider.counts();
+        report.penalty_queries = provider.penalty_counts();
         report.training_wall_time_s = started.elapsed().as_secs_f64();
         let failure = result.err();
         if let Some(e) = &failure {

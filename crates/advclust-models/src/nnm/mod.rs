@@ -18,7 +18,9 @@ use crate::error::Result;
 use crate::scan::{ScanConfig, ScanModel};
 use crate::victim::{TrainingSummary, VictimKind, VictimModel};
 
-pub use train::{NnmTrainConfig, NnmTrainReport, cluster_contrast, nnm_head_loss, train_nnm};
+pub use train::{
+    NnmTrainConfig, NnmTrainReport, cluster_contrast, finetune_nnm, nnm_head_loss, train_nnm,
+};
 
 /// An NNM clustering model: SCAN's backbone-and-heads architecture ([`ScanConfig`]) under its
 /// own kind, trained by [`train_nnm`].

@@ -306,6 +306,59 @@ impl TrainingStep<ScanModel> for NnmStep<'_> {
     }
 }
 
+/// Fine-tunes a trained NNM model with the NNM loss (every head; the selected head is kept) on
+/// `images` with their mined `neighbors` (one row per image): the stage of [`train_nnm`] started
+/// from `model`'s weights, without head selection; the global table is built from the model
+/// being tuned from fine-tuning epoch `config.global_from_epoch` on. Adversarial retraining
+/// uses it on clean + perturbed images, each perturbed image's neighbours being its clean twin
+/// and the clean image's neighbours.
+pub fn finetune_nnm(
+    model: &NnmModel,
+    config: &NnmTrainConfig,
+    images: &ImageBatch,
+    neighbors: &Neighbors,
+    device: &Device,
+) -> Result<NnmModel> {
+    let n = images.len();
+    config.validate(n)?;
+    if neighbors.n != n {
+        return Err(ModelError::PretextMismatch(format!(
+            "{} neighbour rows for {n} images",
+            neighbors.n
+        )));
+    }
+    let device_train = config.run.training_device(device);
+    let start = model
+        .heads()
+        .valid()
+        .to_device(&device_train)
+        .unfreeze()
+        .train();
+    let mut step = NnmStep {
+        images,
+        labels: None,
+        neighbors,
+        config,
+        global: None,
+    };
+    let fingerprint = serde_json::json!({
+        "model": model.config(), "augment": config.augment,
+        "entropy_weight": config.entropy_weight, "num_neighbors": config.num_neighbors,
+        "global_from_epoch": config.global_from_epoch, "finetuned": true,
+    });
+    let (tuned, _) = run_training(
+        "nnm-finetune",
+        start,
+        n,
+        &config.run,
+        fingerprint,
+        &mut step,
+        &device_train,
+        &mut |_| {},
+    )?;
+    Ok(NnmModel::from_heads(tuned.valid()))
+}
+
 /// Trains NNM on `images` (values in `[0, 1]`) from `pretext` (trained on the same images);
 /// neighbours are mined again from its backbone features, as NNM does. `labels` (optional)
 /// only score it: the final epoch's model is kept (NNM keeps the epoch of best ground-truth

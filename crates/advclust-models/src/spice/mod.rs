@@ -30,7 +30,7 @@ use crate::resnet::{MlpHead, ResNet, ResNetConfig};
 use crate::scan::MAX_HEADS;
 use crate::victim::{TrainingSummary, VictimKind, VictimModel};
 
-pub use train::{SpiceTrainConfig, SpiceTrainReport, train_spice};
+pub use train::{SpiceTrainConfig, SpiceTrainReport, finetune_spice, train_spice};
 
 /// Which SPICE stage produced the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -260,7 +260,15 @@ pub fn train_spice(
             device,
         )?;
         reliable_summary = Some(summarize(&reliable, labels)?);
-        let (m, run) = train_semi(model, semi, &reliable, images, labels, &self_run, device)?;
+        let self_losses: Vec<f64> = self_run.epochs.iter().map(|e| e.loss).collect();
+        let (m, run) = train_semi(
+            model,
+            semi,
+            &reliable,
+            (images, labels),
+            serde_json::json!(self_losses),
+            device,
+        )?;
         model = m;
         train_seconds += run.train_seconds;
         epochs += semi.run.epochs;
@@ -305,15 +313,57 @@ fn summarize(reliable: &ReliableSet, labels: Option<&[usize]>) -> Result<Reliabl
     })
 }
 
-/// SPICE-Semi from the SPICE-Self model: its backbone and selected head, the whole network
-/// trained by FixMatch on the reliable images.
+/// Fine-tunes a trained SPICE model (either stage) by SPICE-Semi: its backbone and selected head,
+/// the whole network trained by FixMatch on `images` with the `reliable` images' labels.
+/// Adversarial retraining uses it on clean + perturbed images, the reliable clean images chosen
+/// from the model's own memberships (SPICE's rule) and each perturbed copy labelled with its
+/// clean twin's cluster; ground truth is never used.
+pub fn finetune_spice(
+    model: &SpiceModel,
+    semi: &SemiConfig,
+    reliable: &ReliableSet,
+    images: &ImageBatch,
+    device: &Device,
+) -> Result<SpiceModel> {
+    semi.validate()?;
+    let n = images.len();
+    let k = model.config().num_clusters;
+    if reliable.indices.is_empty()
+        || reliable.indices.len() != reliable.labels.len()
+        || reliable.indices.iter().any(|&i| i >= n)
+        || reliable.labels.iter().any(|&c| c >= k)
+    {
+        return Err(ModelError::invalid(
+            "reliable",
+            format!("need images, indices below {n} and labels below {k}, one label per index"),
+        ));
+    }
+    let inner = device.clone().inner();
+    let start = crate::artifact::load_weights(
+        SpiceModel::new(model.config(), 0, &inner)?,
+        crate::artifact::weights_bytes(model)?,
+        "spice",
+    )?;
+    let (tuned, _) = train_semi(
+        start,
+        semi,
+        reliable,
+        (images, None),
+        serde_json::json!("finetuned"),
+        device,
+    )?;
+    Ok(tuned)
+}
+
+/// SPICE-Semi from a SPICE model: its backbone and selected head, the whole network trained by
+/// FixMatch on the reliable images. `origin` identifies the starting weights in the checkpoint
+/// fingerprint (SPICE-Self's losses).
 fn train_semi(
     self_model: SpiceModel,
     semi: &SemiConfig,
     reliable: &ReliableSet,
-    images: &ImageBatch,
-    labels: Option<&[usize]>,
-    self_run: &RunReport,
+    (images, labels): (&ImageBatch, Option<&[usize]>),
+    origin: serde_json::Value,
     device: &Device,
 ) -> Result<(SpiceModel, RunReport)> {
     let best = self_model.config().selected_head;
@@ -334,12 +384,11 @@ fn train_semi(
         crate::artifact::weights_bytes(&start)?,
         "spice-self",
     )?;
-    let self_losses: Vec<f64> = self_run.epochs.iter().map(|e| e.loss).collect();
     let fingerprint = serde_json::json!({
         "model": semi_config, "p_cutoff": semi.p_cutoff, "lambda_u": semi.lambda_u,
         "uratio": semi.uratio, "weak": semi.weak, "strong": semi.strong,
         "batch_size": semi.run.batch_size, "learning_rate": semi.run.learning_rate,
-        "start": self_losses, "reliable": reliable.indices,
+        "start": origin, "reliable": reliable.indices,
     });
     let mut step = SemiStep {
         images,
