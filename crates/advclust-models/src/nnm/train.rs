@@ -19,7 +19,7 @@ use crate::runner::{
 };
 use crate::scan::ScanModel;
 use crate::scan::heads::{
-    HeadsPass, check_heads, heads_evaluation, heads_from_pretext, select_head,
+    HeadsPass, check_heads, finetune_heads, heads_evaluation, heads_from_pretext, select_head,
 };
 use crate::victim::TrainingSummary;
 
@@ -321,19 +321,6 @@ pub fn finetune_nnm(
 ) -> Result<NnmModel> {
     let n = images.len();
     config.validate(n)?;
-    if neighbors.n != n {
-        return Err(ModelError::PretextMismatch(format!(
-            "{} neighbour rows for {n} images",
-            neighbors.n
-        )));
-    }
-    let device_train = config.run.training_device(device);
-    let start = model
-        .heads()
-        .valid()
-        .to_device(&device_train)
-        .unfreeze()
-        .train();
     let mut step = NnmStep {
         images,
         labels: None,
@@ -346,17 +333,17 @@ pub fn finetune_nnm(
         "entropy_weight": config.entropy_weight, "num_neighbors": config.num_neighbors,
         "global_from_epoch": config.global_from_epoch, "finetuned": true,
     });
-    let (tuned, _) = run_training(
+    let tuned = finetune_heads(
         "nnm-finetune",
-        start,
+        model.heads(),
         n,
+        neighbors,
         &config.run,
         fingerprint,
         &mut step,
-        &device_train,
-        &mut |_| {},
+        device,
     )?;
-    Ok(NnmModel::from_heads(tuned.valid()))
+    Ok(NnmModel::from_heads(tuned))
 }
 
 /// Trains NNM on `images` (values in `[0, 1]`) from `pretext` (trained on the same images);

@@ -1,5 +1,5 @@
-//! What SCAN and NNM share: a heads model started from the pretext, the settings check, and
-//! head selection by the unsupervised SCAN loss.
+//! What SCAN and NNM share: a heads model started from the pretext, the settings check, head
+//! selection by the unsupervised SCAN loss, and fine-tuning a trained model.
 
 use advclust_core::SeededRng;
 use advclust_core::{ImageBatch, tensor_to_vec};
@@ -10,7 +10,7 @@ use rand::SeedableRng;
 
 use crate::error::{ModelError, Result};
 use crate::pretext::{Neighbors, Pretext, check_images};
-use crate::runner::Evaluation;
+use crate::runner::{Evaluation, RunConfig, TrainingStep, run_training};
 use crate::scan::{MAX_HEADS, ScanConfig, ScanModel};
 
 /// Checks the settings SCAN and NNM share: `2 <= k <= n`, `1..=MAX_HEADS` heads, a finite
@@ -220,4 +220,39 @@ pub(crate) fn heads_evaluation(
         ],
         ..clusters
     })
+}
+
+/// Fine-tunes a trained heads model (every head; the selected head is kept) with `step` on `n`
+/// images whose `neighbors` it uses (one row per image): a run of stage `stage` started from
+/// `model`'s weights, on the run's training device.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finetune_heads(
+    stage: &str,
+    model: &ScanModel,
+    n: usize,
+    neighbors: &Neighbors,
+    run: &RunConfig,
+    fingerprint: serde_json::Value,
+    step: &mut dyn TrainingStep<ScanModel>,
+    device: &Device,
+) -> Result<ScanModel> {
+    if neighbors.n != n {
+        return Err(ModelError::PretextMismatch(format!(
+            "{} neighbour rows for {n} images",
+            neighbors.n
+        )));
+    }
+    let device_train = run.training_device(device);
+    let start = model.valid().to_device(&device_train).unfreeze().train();
+    let (tuned, _) = run_training(
+        stage,
+        start,
+        n,
+        run,
+        fingerprint,
+        step,
+        &device_train,
+        &mut |_| {},
+    )?;
+    Ok(tuned.valid())
 }

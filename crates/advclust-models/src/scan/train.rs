@@ -16,7 +16,9 @@ use crate::runner::{
     Evaluation, RunConfig, RunReport, StepLoss, TrainingStep, gather_images, run_training,
 };
 use crate::scan::ScanModel;
-use crate::scan::heads::{check_heads, heads_evaluation, heads_from_pretext, select_head};
+use crate::scan::heads::{
+    check_heads, finetune_heads, heads_evaluation, heads_from_pretext, select_head,
+};
 use crate::victim::TrainingSummary;
 
 /// The self-labelling stage: cross-entropy on strongly augmented images against the model's
@@ -293,14 +295,6 @@ pub fn finetune_scan(
 ) -> Result<ScanModel> {
     let n = images.len();
     config.validate(n)?;
-    if neighbors.n != n {
-        return Err(ModelError::PretextMismatch(format!(
-            "{} neighbour rows for {n} images",
-            neighbors.n
-        )));
-    }
-    let device_train = config.run.training_device(device);
-    let start = model.valid().to_device(&device_train).unfreeze().train();
     let mut step = ScanStep {
         images,
         labels: None,
@@ -311,17 +305,16 @@ pub fn finetune_scan(
         "model": model.config(), "augment": config.augment,
         "entropy_weight": config.entropy_weight, "finetuned": true,
     });
-    let (tuned, _) = run_training(
+    finetune_heads(
         "scan-finetune",
-        start,
+        model,
         n,
+        neighbors,
         &config.run,
         fingerprint,
         &mut step,
-        &device_train,
-        &mut |_| {},
-    )?;
-    Ok(tuned.valid())
+        device,
+    )
 }
 
 /// Trains SCAN on `images` (values in `[0, 1]`) from `pretext` (trained on the same images,
