@@ -6,36 +6,7 @@ mod common;
 
 use advclust_core::{ImageBatch, ModelOracle, ParamGuard};
 use advclust_gan::{AttackError, AttackTrainer, GradientSource, QueryPenalty};
-use common::{HalfVictim, SIDE, base, device, halves};
-
-/// Mean brightness of each image above `floor` (a stand-in for a detector's score over its
-/// threshold): pushing it down darkens the adversarial images.
-#[derive(Debug)]
-struct Brightness {
-    weight: f32,
-    floor: f64,
-}
-
-impl QueryPenalty for Brightness {
-    fn name(&self) -> String {
-        "brightness".into()
-    }
-    fn weight(&self) -> f32 {
-        self.weight
-    }
-    fn penalties(
-        &self,
-        batch: &ImageBatch,
-    ) -> Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>> {
-        Ok((0..batch.len())
-            .map(|i| {
-                let img = batch.image(i).unwrap();
-                let mean = img.iter().map(|&v| f64::from(v)).sum::<f64>() / img.len() as f64;
-                (mean - self.floor).max(0.0)
-            })
-            .collect())
-    }
-}
+use common::{BrightnessPenalty as Brightness, HalfVictim, SIDE, base, device, halves};
 
 /// Answers one value too few.
 #[derive(Debug)]

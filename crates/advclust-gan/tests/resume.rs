@@ -10,10 +10,16 @@ use advclust_core::{
     Result as CoreResult,
 };
 use advclust_gan::{
-    AttackConfig, AttackError, AttackTrainer, CheckpointPolicy, GradientSource, QueryPenalty,
-    Stopping, TrainedAttack,
+    AttackConfig, AttackError, AttackTrainer, CheckpointPolicy, GradientSource, Stopping,
+    TrainedAttack,
 };
-use common::{HalfVictim, SIDE, base, device, halves};
+use common::{BrightnessPenalty, HalfVictim, SIDE, base, device, halves};
+
+/// A query-only penalty: its counts are part of the state a resume restores.
+const BRIGHTNESS: BrightnessPenalty = BrightnessPenalty {
+    weight: 5.0,
+    floor: 0.0,
+};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("advclust-resume-{name}-{}", std::process::id()));
@@ -68,30 +74,6 @@ fn outcome(a: &TrainedAttack, x: &ImageBatch) -> Outcome {
     }
 }
 
-/// A query-only penalty (mean brightness): its counts are part of the state a resume restores.
-#[derive(Debug)]
-struct Brightness;
-
-impl QueryPenalty for Brightness {
-    fn name(&self) -> String {
-        "brightness".into()
-    }
-    fn weight(&self) -> f32 {
-        5.0
-    }
-    fn penalties(
-        &self,
-        batch: &ImageBatch,
-    ) -> std::result::Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>> {
-        Ok((0..batch.len())
-            .map(|i| {
-                let img = batch.image(i).unwrap();
-                img.iter().map(|&v| f64::from(v)).sum::<f64>() / img.len() as f64
-            })
-            .collect())
-    }
-}
-
 fn configs() -> Vec<(&'static str, AttackConfig)> {
     let three_epochs = Stopping::Epochs { epochs: 3 };
     vec![
@@ -143,7 +125,7 @@ fn a_run_stopped_after_any_step_resumes_to_the_uninterrupted_result() {
                 .with_labels(&labels)
                 .with_checkpoints(policy);
             if name == "nes-query-penalty" {
-                trainer = trainer.with_query_penalty(&Brightness);
+                trainer = trainer.with_query_penalty(&BRIGHTNESS);
             }
             if query_only {
                 let mut oracle = DiesAfter {

@@ -121,3 +121,32 @@ pub fn halves(n: usize, channels: usize, side: usize) -> (ImageBatch, Vec<usize>
         labels,
     )
 }
+
+/// A query-only penalty: each image's mean brightness above `floor` (a stand-in for a
+/// detector's score over its threshold); pushing it down darkens the adversarial images.
+#[derive(Debug)]
+pub struct BrightnessPenalty {
+    pub weight: f32,
+    pub floor: f64,
+}
+
+impl advclust_gan::QueryPenalty for BrightnessPenalty {
+    fn name(&self) -> String {
+        "brightness".into()
+    }
+    fn weight(&self) -> f32 {
+        self.weight
+    }
+    fn penalties(
+        &self,
+        batch: &ImageBatch,
+    ) -> Result<Vec<f64>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok((0..batch.len())
+            .map(|i| {
+                let img = batch.image(i).unwrap();
+                let mean = img.iter().map(|&v| f64::from(v)).sum::<f64>() / img.len() as f64;
+                (mean - self.floor).max(0.0)
+            })
+            .collect())
+    }
+}
