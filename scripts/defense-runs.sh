@@ -39,11 +39,21 @@ first=$(basename "${VICTIMS%% *}")
   --features "pretext:$RUNS/pretext/pretext" --clusters 1 --weight "${ADAPTIVE_WEIGHT:-1}" \
   --out "$RUNS/adaptive"
 
-# Adversarial retraining (docs/results/retraining.md): CC and SCAN, when they are victims here.
+# The adaptive attack with a detector it can only query (docs/results/ssd.md, last section):
+# a query-only attack on the first victim, then the adaptive one on the victim's own features.
+first_v=${VICTIMS%% *}
+[ -d "$RUNS/attack-nes-$first" ] || "$BIN" attack --dataset "$DATASET" --victim "$first_v" --eps 0.1 \
+  --train-limit 2048 --epochs 12 --mode nes --out "$RUNS/attack-nes-$first"
+[ -d "$RUNS/adaptive-query-w1000" ] || "$BIN" defend adaptive --dataset "$DATASET" \
+  --entry "$first_v=$RUNS/attack-nes-$first/attack" --features victim --clusters 1 --weight 1000 \
+  --detector query-only --out "$RUNS/adaptive-query-w1000"
+
+# Adversarial retraining (docs/results/retraining.md), each kind with its training settings.
 for v in $VICTIMS; do
   case "$v" in
     pretrained-cc-mnist) opts=(--finetune-epochs 3) ;;
-    pretrained-scan-mnist) opts=(--finetune-epochs 3 --batch-size 128 --lr 1e-4) ;;
+    pretrained-scan-mnist | pretrained-nnm-mnist) opts=(--finetune-epochs 3 --batch-size 128 --lr 1e-4) ;;
+    pretrained-spice-mnist) opts=(--finetune-epochs 3 --batch-size 96 --lr 1e-4) ;;
     *) continue ;;
   esac
   kind=${v#pretrained-}; kind=${kind%%-*}
