@@ -81,6 +81,17 @@ fn digit_names() -> Vec<String> {
     .to_vec()
 }
 
+/// An 820 x 540 PNG with the first `series` palette colours (and no other) and the
+/// reference line.
+fn assert_series_colours(path: &std::path::Path, series: usize) {
+    assert_eq!(assert_png(path), (820, 540));
+    let image = image::open(path).unwrap().to_rgb8();
+    for (k, &color) in comparison::PALETTE.iter().enumerate() {
+        assert_eq!(has_color(&image, color), k < series, "colour {k}");
+    }
+    assert!(has_color(&image, chart::REFERENCE), "reference line");
+}
+
 #[test]
 fn grid_grey_and_rgb() {
     let dir = temp_dir("grid");
@@ -511,12 +522,7 @@ fn comparison_figure() {
         Some(("clean NMI", 0.88)),
     )
     .unwrap();
-    assert_eq!(assert_png(&path), (820, 540));
-    let image = image::open(&path).unwrap().to_rgb8();
-    for (k, &color) in comparison::PALETTE.iter().enumerate() {
-        assert_eq!(has_color(&image, color), k < series.len(), "colour {k}");
-    }
-    assert!(has_color(&image, chart::REFERENCE), "reference line");
+    assert_series_colours(&path, series.len());
     // Ten series (every colour and marker), long names and title, no
     // reference, a single point, x spanning under a decade and y beyond [0, 1].
     let many: Vec<CurveSeries> = (0..10)

@@ -148,12 +148,7 @@ fn bars_figure() {
         Some(("5 % clean false-flag rate", 0.05)),
     )
     .unwrap();
-    assert_eq!(assert_png(&path), (820, 540));
-    let image = image::open(&path).unwrap().to_rgb8();
-    for (k, &color) in comparison::PALETTE.iter().enumerate() {
-        assert_eq!(has_color(&image, color), k < series.len(), "colour {k}");
-    }
-    assert!(has_color(&image, chart::REFERENCE), "reference line");
+    assert_series_colours(&path, series.len());
     // Many groups and series with long names, plain values: a wider canvas.
     let series: Vec<String> = (0..10)
         .map(|k| format!("series {k} with a rather long name, {}", "y".repeat(k * 30)))
