@@ -14,9 +14,9 @@ use advclust_models::norm::l2_normalize_host_rows;
 use advclust_models::pretext::{Neighbors, mine_neighbors};
 use advclust_models::runner::RunConfig;
 use advclust_models::{
-    AugmentConfig, CcTrainConfig, NnmTrainConfig, ReliableConfig, ReliableSet, ScanTrainConfig,
-    SpiceTrainConfig, Victim, finetune_cc, finetune_nnm, finetune_scan, finetune_spice,
-    fit_mixture, reliable_samples,
+    AugmentConfig, CcTrainConfig, MiceTrainConfig, NnmTrainConfig, ReliableConfig, ReliableSet,
+    ScanTrainConfig, SpiceTrainConfig, Victim, finetune_cc, finetune_mice, finetune_nnm,
+    finetune_scan, finetune_spice, fit_mixture, reliable_samples,
 };
 use burn::module::Module;
 use burn::tensor::Device;
@@ -90,6 +90,7 @@ pub struct RetrainRound {
 /// - SPICE: SPICE-Semi (FixMatch) on the reliable clean images, chosen by SPICE's rule from the
 ///   victim's own memberships and features, each perturbed copy of one labelled with its clean
 ///   twin's cluster;
+/// - MiCE: its ELBO and M-step, teacher, queue and prototypes continuing from the victim's;
 /// - the mixtures (GMM, soft k-means): refitted on the `2n` images (PCA, k-means, EM) with the
 ///   same configuration; they have no gradient steps to continue.
 pub fn finetune_victim(
@@ -170,6 +171,13 @@ pub fn finetune_victim(
         Victim::Mixture(model) => {
             let (tuned, _) = fit_mixture(mixed, model.config(), settings.seed, device)?;
             Ok(Victim::Mixture(tuned))
+        }
+        Victim::Mice(model) => {
+            let mut config = MiceTrainConfig::new(model.config().num_clusters, channels);
+            config.dataset = dataset;
+            config.augment = settings.augment.clone();
+            settings.apply_to(&mut config.run);
+            Ok(Victim::Mice(finetune_mice(model, &config, mixed, device)?))
         }
     }
 }

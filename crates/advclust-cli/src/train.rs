@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use advclust::Error;
 use advclust::core::argmax_rows;
 use advclust::models::{
-    AugmentConfig, CcConfig, CcTrainConfig, ClusterModelExt, EMBEDDED, MixtureConfig, MixtureKind,
-    NnmTrainConfig, Pretext, PretextTrainConfig, ResNetConfig, RunConfig, ScanTrainConfig,
-    SimClrConfig, SpiceTrainConfig, VictimModel,
+    AugmentConfig, CcConfig, CcTrainConfig, ClusterModelExt, EMBEDDED, MiceTrainConfig,
+    MixtureConfig, MixtureKind, NnmTrainConfig, Pretext, PretextTrainConfig, ResNetConfig,
+    RunConfig, ScanTrainConfig, SimClrConfig, SpiceTrainConfig, VictimModel,
 };
 use advclust::pipeline::{self, DatasetSpec};
 use clap::{Args, ValueEnum};
@@ -33,15 +33,15 @@ pub(crate) struct BackboneArgs {
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
     /// Training epochs of the first stage (default: cc 20, scan 20 + self-label epochs, nnm 30,
-    /// spice 30 + SPICE-Semi epochs, pretext 40).
+    /// spice 30 + SPICE-Semi epochs, mice 30, pretext 40).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Images per step of the first stage (default: cc 256, scan 128, nnm 200, spice 128,
+    /// Images per step of the first stage (default: cc 256, scan 128, nnm 200, spice 128, mice 256,
     /// pretext 256).
     #[arg(long)]
     batch_size: Option<usize>,
     /// Adam learning rate of the first stage (default: cc 1e-3, scan 1e-4, nnm 1e-4, spice
-    /// 5e-3, pretext 1e-3); later stages (self-labelling, SPICE-Semi) keep their own.
+    /// 5e-3, mice 1e-3, pretext 1e-3); later stages (self-labelling, SPICE-Semi) keep their own.
     #[arg(long)]
     lr: Option<f64>,
     /// Augmentation preset (default: digits for MNIST, else by the number of channels).
@@ -85,6 +85,8 @@ enum Model {
     Nnm,
     /// SPICE on a pretext.
     Spice,
+    /// MiCE (mixture of contrastive experts) on a pretext.
+    Mice,
     /// Diagonal Gaussian mixture on PCA scores (fitted by EM, no pretext).
     Gmm,
     /// Soft k-means on PCA scores (softmax of negative squared distances).
@@ -98,6 +100,7 @@ impl Model {
             Model::Scan => "scan",
             Model::Nnm => "nnm",
             Model::Spice => "spice",
+            Model::Mice => "mice",
             Model::Gmm => "gmm",
             Model::SoftKmeans => "soft-kmeans",
         }
@@ -114,7 +117,7 @@ impl std::fmt::Display for Model {
 pub(crate) struct TrainVictim {
     #[command(flatten)]
     data: DataArgs,
-    /// The victim: cc, scan, nnm or spice (all but cc need --pretext), or a classical soft
+    /// The victim: cc, scan, nnm, spice or mice (all but cc need --pretext), or a classical soft
     /// clustering fitted on the host, gmm or soft-kmeans.
     #[arg(long, value_enum, default_value_t = Model::Cc)]
     model: Model,
@@ -126,7 +129,7 @@ pub(crate) struct TrainVictim {
     #[command(flatten)]
     run: RunArgs,
     /// scan, nnm: the pretext directory written by `train-pretext` on the same data.
-    #[arg(long, required_if_eq_any([("model", "scan"), ("model", "nnm"), ("model", "spice")]))]
+    #[arg(long, required_if_eq_any([("model", "scan"), ("model", "nnm"), ("model", "spice"), ("model", "mice")]))]
     pretext: Option<PathBuf>,
     /// scan, nnm, spice: cluster heads trained side by side, the lowest-loss one kept
     /// (default: scan 1, nnm 3, spice 3).
@@ -151,6 +154,15 @@ pub(crate) struct TrainVictim {
     /// spice: softmax a reliable image's prediction must exceed.
     #[arg(long, default_value_t = 0.99)]
     reliable_score: f64,
+    /// mice: size of every expert and gating embedding (at least k).
+    #[arg(long, default_value_t = 32)]
+    embedding_dim: usize,
+    /// mice: entries of the negatives queue (more than a batch).
+    #[arg(long, default_value_t = 2048)]
+    queue_size: usize,
+    /// mice: momentum of the teacher's moving average.
+    #[arg(long, default_value_t = 0.99)]
+    momentum: f64,
     /// gmm, soft-kmeans: PCA components the mixture works on.
     #[arg(long, default_value_t = 50)]
     components: usize,
@@ -382,6 +394,30 @@ pub(crate) fn train_victim(
             let seconds = report.self_run.train_seconds
                 + report.semi_run.as_ref().map_or(0.0, |r| r.train_seconds);
             (pipeline::to_json(&report)?, seconds)
+        }
+        Model::Mice => {
+            let pretext = load_pretext(&a, device)?;
+            let mut config = MiceTrainConfig::new(k, c);
+            config.dataset = a.data.dataset.to_string();
+            config.augment = augment;
+            config.embedding_dim = a.embedding_dim;
+            config.queue_size = a.queue_size;
+            config.momentum = a.momentum;
+            config.run = a.run.run_config((30, 256, 1e-3), a.data.seed, &a.out);
+            let (model, report) = advclust::models::train_mice(
+                &config,
+                &pretext,
+                &images,
+                Some(data.labels()),
+                device,
+            )?;
+            save_with_command(model, &command, &model_dir)?;
+            print_scores("argmax of the gating prior", report.prior_scores);
+            print_scores(
+                &format!("victim on {}", a.data.dataset),
+                report.final_scores,
+            );
+            (pipeline::to_json(&report)?, report.run.train_seconds)
         }
         Model::Gmm | Model::SoftKmeans => {
             let kind = match a.model {

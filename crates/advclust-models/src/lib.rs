@@ -42,6 +42,7 @@ pub mod augment;
 pub mod cc;
 pub mod error;
 pub mod kmeans;
+pub mod mice;
 pub mod mixture;
 pub mod nnm;
 pub mod norm;
@@ -61,6 +62,10 @@ pub use cc::{
     cluster_loss, finetune_cc, instance_loss, train_cc, train_cc_with, trainable_parameters,
 };
 pub use error::{ModelError, Result};
+pub use mice::{
+    MiceConfig, MiceModel, MiceTrainConfig, MiceTrainReport, finetune_mice,
+    max_mahalanobis_centres, train_mice,
+};
 pub use mixture::{
     MixtureConfig, MixtureFitReport, MixtureKind, MixtureModel, MixtureParts, fit_mixture,
     fit_mixture_flat,

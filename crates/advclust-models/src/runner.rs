@@ -218,6 +218,19 @@ pub trait TrainingStep<M> {
     fn begin_epoch(&mut self, _model: &M, _epoch: usize, _device: &Device) -> Result<()> {
         Ok(())
     }
+
+    /// Called after every optimiser step with the updated model; returns the model the next
+    /// step uses. State the optimiser does not own (a momentum teacher, a queue of keys) lives
+    /// in the model, so that checkpoints hold it and a resumed run equals an uninterrupted one.
+    fn after_step(&mut self, model: M, _device: &Device) -> Result<M> {
+        Ok(model)
+    }
+
+    /// Called after every epoch's steps, before its evaluation and checkpoint (e.g. an M-step
+    /// that re-estimates prototypes from the whole set).
+    fn end_epoch(&mut self, model: M, _epoch: usize, _device: &Device) -> Result<M> {
+        Ok(model)
+    }
 }
 
 /// What happened in one epoch.
@@ -465,10 +478,12 @@ pub fn run_training<M: Module>(
             }
             let grads = GradientsParams::from_grads(loss.total.backward(), &model);
             model = optim.step(config.learning_rate, model, grads);
+            model = step.after_step(model, device)?;
             steps_run += 1;
             bar.inc(1);
             bar.set_message(format!("{stage} epoch {epoch} loss {:.4}", values[0]));
         }
+        model = step.end_epoch(model, epoch, device)?;
         let train_seconds = epoch_start.elapsed().as_secs_f64();
         step_seconds += train_seconds;
         let steps = steps_per_epoch.max(1) as f64;

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::{self, DESCRIPTION_FILE};
 use crate::cc::CcModel;
 use crate::error::{ModelError, Result};
+use crate::mice::MiceModel;
 use crate::mixture::MixtureModel;
 use crate::nnm::NnmModel;
 use crate::scan::ScanModel;
@@ -376,6 +377,9 @@ victim_family! {
     /// A classical soft clustering on PCA scores: a diagonal Gaussian mixture or soft k-means
     /// (`advclust_models::mixture`).
     Mixture = "mixture" => MixtureModel,
+    /// MiCE (Tsai et al., ICLR 2021): a mixture of contrastive experts under a gating prior,
+    /// trained by EM on the ELBO.
+    Mice = "mice" => MiceModel,
 }
 
 impl Victim {
@@ -405,6 +409,7 @@ impl Victim {
             Victim::Nnm(m) => m.heads().features(images),
             Victim::Spice(m) => m.features(images),
             Victim::Mixture(m) => m.project(images),
+            Victim::Mice(m) => m.features(images),
         }
     }
 
@@ -458,6 +463,7 @@ impl VictimKind {
             VictimKind::Spice => (0.15, EpsilonSpace::Normalized),
             // No reference notebook attacks it; the project's default eps, in pixels.
             VictimKind::Mixture => (0.1, EpsilonSpace::Pixel),
+            VictimKind::Mice => (0.05, EpsilonSpace::Normalized),
         }
     }
 }

@@ -179,6 +179,11 @@ fn a_description_larger_than_its_weights_is_refused_before_building() {
                     .unwrap()
                     .parameter_count()
             }
+            advclust_models::VictimKind::Mice => {
+                serde_json::from_value::<advclust_models::MiceConfig>(config)
+                    .unwrap()
+                    .parameter_count()
+            }
         }
         .unwrap()
     }
