@@ -15,8 +15,9 @@ use advclust_models::pretext::{Neighbors, mine_neighbors};
 use advclust_models::runner::RunConfig;
 use advclust_models::{
     AugmentConfig, CcTrainConfig, MiceTrainConfig, NnmTrainConfig, ReliableConfig, ReliableSet,
-    ScanTrainConfig, SpiceTrainConfig, Victim, finetune_cc, finetune_mice, finetune_nnm,
-    finetune_scan, finetune_spice, fit_mixture, reliable_samples,
+    RucTrainConfig, ScanTrainConfig, SpiceTrainConfig, Victim, clean_split, finetune_cc,
+    finetune_mice, finetune_nnm, finetune_ruc, finetune_scan, finetune_spice, fit_mixture,
+    reliable_samples,
 };
 use burn::module::Module;
 use burn::tensor::Device;
@@ -91,6 +92,8 @@ pub struct RetrainRound {
 ///   victim's own memberships and features, each perturbed copy of one labelled with its clean
 ///   twin's cluster;
 /// - MiCE: its ELBO and M-step, teacher, queue and prototypes continuing from the victim's;
+/// - RUC: its co-training, the victim itself as the base model (its predictions, confidence and
+///   neighbour vote on the clean images; a perturbed copy labelled as its clean twin);
 /// - the mixtures (GMM, soft k-means): refitted on the `2n` images (PCA, k-means, EM) with the
 ///   same configuration; they have no gradient steps to continue.
 pub fn finetune_victim(
@@ -178,6 +181,44 @@ pub fn finetune_victim(
             config.augment = settings.augment.clone();
             settings.apply_to(&mut config.run);
             Ok(Victim::Mice(finetune_mice(model, &config, mixed, device)?))
+        }
+        Victim::Ruc(model) => {
+            // RUC's own split, with the victim as its base: its predictions on the clean images,
+            // their confidence, and the vote of their neighbours on its features; each
+            // perturbed copy takes its clean twin's label and side of the split.
+            let clean = clean_half(mixed)?;
+            let k = model.config().num_clusters;
+            let memberships = ModelOracle::new(victim, device)
+                .memberships(&clean)?
+                .data()
+                .to_vec();
+            let labels = advclust_core::argmax_rows(&memberships, k);
+            let confidence: Vec<f32> = memberships
+                .chunks_exact(k)
+                .map(|r| r.iter().copied().fold(0.0, f32::max))
+                .collect();
+            let voters = clean_neighbors(victim, &clean, settings, device)?;
+            let mut config = RucTrainConfig::new(settings.augment.clone());
+            config.dataset = dataset;
+            config.vote_neighbors = settings.neighbors + 1;
+            settings.apply_to(&mut config.run);
+            let (split, _, _) = clean_split(
+                &labels,
+                &confidence,
+                &voters,
+                k,
+                config.confidence_threshold,
+            );
+            let twice = |v: &[usize]| [v, v].concat();
+            let tuned = finetune_ruc(
+                model,
+                &config,
+                mixed,
+                twice(&labels),
+                [split.clone(), split].concat(),
+                device,
+            )?;
+            Ok(Victim::Ruc(tuned))
         }
     }
 }

@@ -8,7 +8,7 @@ use advclust::core::argmax_rows;
 use advclust::models::{
     AugmentConfig, CcConfig, CcTrainConfig, ClusterModelExt, EMBEDDED, MiceTrainConfig,
     MixtureConfig, MixtureKind, NnmTrainConfig, Pretext, PretextTrainConfig, ResNetConfig,
-    RunConfig, ScanTrainConfig, SimClrConfig, SpiceTrainConfig, VictimModel,
+    RucTrainConfig, RunConfig, ScanTrainConfig, SimClrConfig, SpiceTrainConfig, VictimModel,
 };
 use advclust::pipeline::{self, DatasetSpec};
 use clap::{Args, ValueEnum};
@@ -33,15 +33,15 @@ pub(crate) struct BackboneArgs {
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
     /// Training epochs of the first stage (default: cc 20, scan 20 + self-label epochs, nnm 30,
-    /// spice 30 + SPICE-Semi epochs, mice 30, pretext 40).
+    /// spice 30 + SPICE-Semi epochs, mice 30, ruc 10, pretext 40).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Images per step of the first stage (default: cc 256, scan 128, nnm 200, spice 128, mice 256,
+    /// Images per step of the first stage (default: cc 256, scan 128, nnm 200, spice 128, mice 256, ruc 128,
     /// pretext 256).
     #[arg(long)]
     batch_size: Option<usize>,
     /// Adam learning rate of the first stage (default: cc 1e-3, scan 1e-4, nnm 1e-4, spice
-    /// 5e-3, mice 1e-3, pretext 1e-3); later stages (self-labelling, SPICE-Semi) keep their own.
+    /// 5e-3, mice 1e-3, ruc 1e-4, pretext 1e-3); later stages (self-labelling, SPICE-Semi) keep their own.
     #[arg(long)]
     lr: Option<f64>,
     /// Augmentation preset (default: digits for MNIST, else by the number of channels).
@@ -87,6 +87,8 @@ enum Model {
     Spice,
     /// MiCE (mixture of contrastive experts) on a pretext.
     Mice,
+    /// RUC on a trained SCAN (--base) and its pretext.
+    Ruc,
     /// Diagonal Gaussian mixture on PCA scores (fitted by EM, no pretext).
     Gmm,
     /// Soft k-means on PCA scores (softmax of negative squared distances).
@@ -101,6 +103,7 @@ impl Model {
             Model::Nnm => "nnm",
             Model::Spice => "spice",
             Model::Mice => "mice",
+            Model::Ruc => "ruc",
             Model::Gmm => "gmm",
             Model::SoftKmeans => "soft-kmeans",
         }
@@ -117,7 +120,8 @@ impl std::fmt::Display for Model {
 pub(crate) struct TrainVictim {
     #[command(flatten)]
     data: DataArgs,
-    /// The victim: cc, scan, nnm, spice or mice (all but cc need --pretext), or a classical soft
+    /// The victim: cc, scan, nnm, spice, mice or ruc (all but cc need --pretext; ruc
+    /// also --base), or a classical soft
     /// clustering fitted on the host, gmm or soft-kmeans.
     #[arg(long, value_enum, default_value_t = Model::Cc)]
     model: Model,
@@ -129,7 +133,7 @@ pub(crate) struct TrainVictim {
     #[command(flatten)]
     run: RunArgs,
     /// scan, nnm: the pretext directory written by `train-pretext` on the same data.
-    #[arg(long, required_if_eq_any([("model", "scan"), ("model", "nnm"), ("model", "spice"), ("model", "mice")]))]
+    #[arg(long, required_if_eq_any([("model", "scan"), ("model", "nnm"), ("model", "spice"), ("model", "mice"), ("model", "ruc")]))]
     pretext: Option<PathBuf>,
     /// scan, nnm, spice: cluster heads trained side by side, the lowest-loss one kept
     /// (default: scan 1, nnm 3, spice 3).
@@ -160,6 +164,15 @@ pub(crate) struct TrainVictim {
     /// mice: entries of the negatives queue (more than a batch).
     #[arg(long, default_value_t = 2048)]
     queue_size: usize,
+    /// ruc: the SCAN victim RUC starts from (embedded name or saved directory).
+    #[arg(long, required_if_eq("model", "ruc"))]
+    base: Option<advclust::pipeline::VictimSpec>,
+    /// ruc: base-model confidence an image needs to be clean.
+    #[arg(long, default_value_t = 0.99)]
+    clean_threshold: f64,
+    /// ruc: pretext neighbours (the image included) that vote on its label.
+    #[arg(long, default_value_t = 50)]
+    vote_neighbors: usize,
     /// mice: momentum of the teacher's moving average.
     #[arg(long, default_value_t = 0.99)]
     momentum: f64,
@@ -413,6 +426,42 @@ pub(crate) fn train_victim(
             )?;
             save_with_command(model, &command, &model_dir)?;
             print_scores("argmax of the gating prior", report.prior_scores);
+            print_scores(
+                &format!("victim on {}", a.data.dataset),
+                report.final_scores,
+            );
+            (pipeline::to_json(&report)?, report.run.train_seconds)
+        }
+        Model::Ruc => {
+            let pretext = load_pretext(&a, device)?;
+            let base = a.base.as_ref().ok_or_else(|| {
+                Error::InvalidArgument("--model ruc needs --base <scan victim>".into())
+            })?;
+            let advclust::models::Victim::Scan(base) = base.load(device)? else {
+                return Err(Error::InvalidArgument(format!(
+                    "--base {base}: RUC starts from a SCAN victim"
+                )));
+            };
+            let mut config = RucTrainConfig::new(augment);
+            config.dataset = a.data.dataset.to_string();
+            config.confidence_threshold = a.clean_threshold;
+            config.vote_neighbors = a.vote_neighbors;
+            config.run = a.run.run_config((10, 128, 1e-4), a.data.seed, &a.out);
+            config.run.weight_decay = 5e-4;
+            let (model, report) = advclust::models::train_ruc(
+                &config,
+                &base,
+                &pretext,
+                &images,
+                Some(data.labels()),
+                device,
+            )?;
+            save_with_command(model, &command, &model_dir)?;
+            println!(
+                "clean set: {} of {n} images ({} confident, {} agree with their neighbours)",
+                report.clean, report.confident, report.vote_agreed
+            );
+            print_scores("base SCAN", report.base_scores);
             print_scores(
                 &format!("victim on {}", a.data.dataset),
                 report.final_scores,

@@ -50,6 +50,7 @@ pub use norm::{Architecture, MAX_BLOCKS, MAX_CLUSTERS, MAX_IMAGE_SIDE, MAX_PARAM
 pub mod pretext;
 pub mod pretrained;
 pub mod resnet;
+pub mod ruc;
 pub mod runner;
 pub mod scan;
 pub mod spice;
@@ -77,6 +78,7 @@ pub use pretext::{
 };
 pub use pretrained::{EMBEDDED, EmbeddedVictim, embedded, pretrained_cc_mnist};
 pub use resnet::{ResNet, ResNetConfig};
+pub use ruc::{RucModel, RucTrainConfig, RucTrainReport, clean_split, finetune_ruc, train_ruc};
 pub use runner::{
     Checkpointer, EpochLog, Evaluation, RunConfig, RunReport, StepLoss, TrainingStep,
 };

@@ -24,6 +24,7 @@ use crate::error::{ModelError, Result};
 use crate::mice::MiceModel;
 use crate::mixture::MixtureModel;
 use crate::nnm::NnmModel;
+use crate::ruc::RucModel;
 use crate::scan::ScanModel;
 use crate::spice::SpiceModel;
 
@@ -380,6 +381,9 @@ victim_family! {
     /// MiCE (Tsai et al., ICLR 2021): a mixture of contrastive experts under a gating prior,
     /// trained by EM on the ELBO.
     Mice = "mice" => MiceModel,
+    /// RUC (Park et al., CVPR 2021): two networks co-trained on a SCAN model's clean and noisy
+    /// pseudo-labels; the prediction sums their logits.
+    Ruc = "ruc" => RucModel,
 }
 
 impl Victim {
@@ -410,6 +414,7 @@ impl Victim {
             Victim::Spice(m) => m.features(images),
             Victim::Mixture(m) => m.project(images),
             Victim::Mice(m) => m.features(images),
+            Victim::Ruc(m) => m.features(images),
         }
     }
 
@@ -464,6 +469,7 @@ impl VictimKind {
             // No reference notebook attacks it; the project's default eps, in pixels.
             VictimKind::Mixture => (0.1, EpsilonSpace::Pixel),
             VictimKind::Mice => (0.05, EpsilonSpace::Normalized),
+            VictimKind::Ruc => (0.25, EpsilonSpace::Normalized),
         }
     }
 }
