@@ -68,6 +68,13 @@ pub const EMBEDDED: &[EmbeddedVictim] = &[
         description: include_str!("../assets/spice-mnist/model.json"),
         weights: include_bytes!("../assets/spice-mnist/model.bpk"),
     },
+    EmbeddedVictim {
+        name: "pretrained-mice-mnist",
+        kind: VictimKind::Mice,
+        dataset: "mnist",
+        description: include_str!("../assets/mice-mnist/model.json"),
+        weights: include_bytes!("../assets/mice-mnist/model.bpk"),
+    },
 ];
 
 /// Burnpack weights of the embedded CC MNIST model.
