@@ -35,6 +35,7 @@ pub mod pipeline;
 pub mod retrain;
 pub mod run_dir;
 pub mod table;
+pub mod transfer;
 
 use burn::tensor::Device;
 
@@ -106,6 +107,18 @@ pub enum Error {
     /// Serialising a report failed.
     #[error("JSON: {0}")]
     Json(String),
+    /// Images of one shape meet a model of another (e.g. a generator and a transfer target).
+    #[error("{what} works on {shape:?} images but {target} takes {target_shape:?}")]
+    ShapeMismatch {
+        /// What produced the images (a dataset, a generator).
+        what: String,
+        /// Its `[C, H, W]`.
+        shape: [usize; 3],
+        /// The model they were meant for.
+        target: String,
+        /// Its input `[C, H, W]`.
+        target_shape: [usize; 3],
+    },
     /// A command-line or pipeline argument is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

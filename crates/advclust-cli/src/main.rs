@@ -20,6 +20,7 @@ mod baselines;
 mod defend;
 mod remote;
 mod train;
+mod transfer;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,7 +38,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a victim (cc, scan, nnm, spice) or fit one (gmm, soft-kmeans) and save it.
+    /// Train a victim (cc, scan, nnm, spice, mice, ruc) or fit one (gmm, soft-kmeans) and save it.
     TrainVictim(train::TrainVictim),
     /// Train the SimCLR pretext (and mine its neighbours) that SCAN starts from.
     TrainPretext(train::TrainPretext),
@@ -57,6 +58,8 @@ enum Command {
     Serve(remote::Serve),
     /// Defenses on saved attacks: SSD detection (paper Fig. 5a), the PCA view (Fig. 5b).
     Defend(defend::Defend),
+    /// Transferability (paper Fig. 4): every source's generator against every target victim.
+    Transfer(transfer::Transfer),
 }
 
 #[derive(Args, Debug)]
@@ -343,6 +346,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Baselines(a) => baselines::baselines(a, &device, command_line),
         Command::Serve(a) => remote::serve(a, &device),
         Command::Defend(a) => defend::defend(a, &device, command_line),
+        Command::Transfer(a) => transfer::transfer(a, &device, command_line),
     }
 }
 

@@ -41,7 +41,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     batch_size: Option<usize>,
     /// Adam learning rate of the first stage (default: cc 1e-3, scan 1e-4, nnm 1e-4, spice
-    /// 5e-3, mice 1e-3, ruc 1e-4, pretext 1e-3); later stages (self-labelling, SPICE-Semi) keep their own.
+    /// 5e-3, mice 1e-3, ruc 1e-3, pretext 1e-3); later stages (self-labelling, SPICE-Semi) keep their own.
     #[arg(long)]
     lr: Option<f64>,
     /// Augmentation preset (default: digits for MNIST, else by the number of channels).
@@ -446,7 +446,7 @@ pub(crate) fn train_victim(
             config.dataset = a.data.dataset.to_string();
             config.confidence_threshold = a.clean_threshold;
             config.vote_neighbors = a.vote_neighbors;
-            config.run = a.run.run_config((10, 128, 1e-4), a.data.seed, &a.out);
+            config.run = a.run.run_config((10, 128, 1e-3), a.data.seed, &a.out);
             config.run.weight_decay = 5e-4;
             let (model, report) = advclust::models::train_ruc(
                 &config,
@@ -458,8 +458,9 @@ pub(crate) fn train_victim(
             )?;
             save_with_command(model, &command, &model_dir)?;
             println!(
-                "clean set: {} of {n} images ({} confident, {} agree with their neighbours)",
-                report.clean, report.confident, report.vote_agreed
+                "clean set: {} of {n} images ({} confident, {} agree with their neighbours), \
+                 per base cluster {:?}",
+                report.clean, report.confident, report.vote_agreed, report.clean_per_cluster
             );
             print_scores("base SCAN", report.base_scores);
             print_scores(

@@ -9,62 +9,15 @@ use advclust_models::runner::{EpochLog, RunConfig, StepLoss, TrainingStep, run_t
 use advclust_models::scan::scan_loss;
 use advclust_models::spice::prototype::prototype_labels;
 use advclust_models::{
-    ClusterModelExt, ModelError, NnmTrainConfig, Pretext, PretextTrainConfig, ResNetConfig,
-    ScanModel, ScanTrainConfig, SimClrConfig, SpiceTrainConfig, Victim, VictimKind, VictimModel,
-    mine_neighbors, train_nnm, train_pretext, train_scan, train_spice,
+    ClusterModelExt, ModelError, NnmTrainConfig, Pretext, ResNetConfig, ScanModel, ScanTrainConfig,
+    SpiceTrainConfig, Victim, VictimKind, VictimModel, mine_neighbors, train_nnm, train_scan,
+    train_spice,
 };
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{RngExt, SeedableRng};
 
-fn device() -> Device {
-    Device::flex()
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("advclust-victims-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// A synthetic 2-class set of 12 x 12 images: a bright square top-left or bottom-right, noise.
-fn synthetic(n: usize, seed: u64) -> (ImageBatch, Vec<usize>) {
-    let mut rng = SeededRng::seed_from_u64(seed);
-    let mut data = Vec::with_capacity(n * 144);
-    let mut labels = Vec::with_capacity(n);
-    for i in 0..n {
-        let label = i % 2;
-        for y in 0..12 {
-            for x in 0..12 {
-                let inside = if label == 0 {
-                    y < 6 && x < 6
-                } else {
-                    y >= 6 && x >= 6
-                };
-                let base = if inside { 0.8 } else { 0.1 };
-                data.push((base + rng.random_range(-0.1f32..0.1)).clamp(0.0, 1.0));
-            }
-        }
-        labels.push(label);
-    }
-    (ImageBatch::unit(data, [n, 1, 12, 12]).unwrap(), labels)
-}
-
-fn quiet(mut run: RunConfig) -> RunConfig {
-    run.progress = false;
-    run.log_epochs = false;
-    run
-}
-
-fn tiny_pretext(images: &ImageBatch, labels: &[usize], seed: u64) -> Pretext {
-    let model = SimClrConfig::new([1, 12, 12], ResNetConfig::new(1, &[4, 8], 1));
-    let mut config = PretextTrainConfig::new(model);
-    config.num_neighbors = 3;
-    config.run = quiet(RunConfig::new(2, 16, 1e-3));
-    config.run.seed = seed;
-    train_pretext(&config, images, Some(labels), &device())
-        .unwrap()
-        .0
-}
+mod common;
+use common::{device, quiet, synthetic, temp_dir, tiny_pretext};
 
 fn tiny_scan_config(seed: u64) -> ScanTrainConfig {
     let mut config = ScanTrainConfig::new(2, 1);

@@ -6,9 +6,11 @@
 //! log-10 x axis, such as NMI against the images queried
 //! ([`comparison_curve`]), clean and adversarial points projected on three
 //! principal components in three panels side by side (Fig. 5b,
-//! [`pca_scatter`]), and grouped bars with their values written above them
+//! [`pca_scatter`]), grouped bars with their values written above them
 //! and an optional reference line, such as the share of images a detector
-//! flags on each victim (Fig. 5a, [`grouped_bars`]).
+//! flags on each victim (Fig. 5a, [`grouped_bars`]), and a labelled matrix of
+//! values with each value written in its cell, such as how well attacks
+//! transfer from one victim to another (Fig. 4, [`value_heatmap`]).
 //!
 //! Every figure is drawn into an in-memory RGB buffer (images, heatmap
 //! cells and scatter dots pixel by pixel, lines, bars, markers and text through [`plotters`]' bitmap
@@ -81,6 +83,7 @@ mod chart;
 mod comparison;
 mod confusion;
 mod grid;
+mod heatmap;
 mod scatter;
 mod sweep;
 mod text;
@@ -99,6 +102,7 @@ pub use bars::{BarGroup, grouped_bars};
 pub use comparison::{CurvePoint, CurveSeries, comparison_curve};
 pub use confusion::{confusion_matrix, confusion_pair};
 pub use grid::{DEFAULT_MAX_SAMPLES, GridOptions, GridSamples, image_grid, image_grid_with};
+pub use heatmap::{ValueHeatmap, value_heatmap};
 pub use scatter::pca_scatter;
 pub use sweep::{QueryPoint, SweepPoint, query_curve, sweep_curves};
 use text::{Align, Typesetter};

@@ -44,6 +44,10 @@ pub struct RucTrainConfig {
     pub mixup_alpha: f64,
     /// Weight `c` of the noisy-set squared error (25 for CIFAR-10).
     pub unlabelled_weight: f64,
+    /// Epochs over which the noisy-set weight ramps up linearly (from a tenth), as RUC's
+    /// `clip(epoch / 200, 0.1, 1)` over its 200 epochs; a run's length does not change it, so
+    /// a run extended by resuming equals one planned that long.
+    pub rampup_epochs: usize,
     /// Label smoothing of the strong-view term (0.5).
     pub smoothing: f64,
     /// Confidence above which a network moves a noisy image to its clean set (0.99).
@@ -58,10 +62,11 @@ pub struct RucTrainConfig {
 
 impl RucTrainConfig {
     /// RUC's settings where they fit a CPU: thresholds 0.99, 50 voting neighbours, temperature
-    /// 0.5, `Beta(4, 4)`, `c = 25`, smoothing 0.5, strong augmentation `strong` and its weak
-    /// form, 10 epochs of batch 128 with Adam 1e-4 and weight decay 5e-4.
+    /// 0.5, `Beta(4, 4)`, `c = 25` ramped up over 10 epochs, smoothing 0.5, strong augmentation `strong` and its weak
+    /// form, 10 epochs of batch 128 with Adam 1e-3 and weight decay 5e-4 (the heads are
+    /// fresh: RUC's SGD runs at 0.01 with momentum 0.9).
     pub fn new(strong: AugmentConfig) -> Self {
-        let mut run = RunConfig::new(10, 128, 1e-4);
+        let mut run = RunConfig::new(10, 128, 1e-3);
         run.weight_decay = 5e-4;
         RucTrainConfig {
             dataset: "unnamed".into(),
@@ -70,6 +75,7 @@ impl RucTrainConfig {
             sharpen_temperature: 0.5,
             mixup_alpha: 4.0,
             unlabelled_weight: 25.0,
+            rampup_epochs: 10,
             smoothing: 0.5,
             growth_threshold: 0.99,
             weak: strong.weak(),
@@ -103,6 +109,9 @@ impl RucTrainConfig {
                 "must be finite and >= 0",
             ));
         }
+        if self.rampup_epochs == 0 {
+            return Err(ModelError::invalid("rampup_epochs", "must be at least 1"));
+        }
         if self.vote_neighbors < 2 || self.vote_neighbors > n {
             return Err(ModelError::invalid(
                 "vote_neighbors",
@@ -129,6 +138,8 @@ pub struct RucTrainReport {
     pub vote_agreed: usize,
     /// Images in the clean set (both).
     pub clean: usize,
+    /// Clean images per base cluster.
+    pub clean_per_cluster: Vec<usize>,
     /// Scores of the base model, when labels were given.
     pub base_scores: Option<ClusteringScores>,
     /// The co-training stage.
@@ -346,7 +357,7 @@ impl RucStep<'_> {
 
 impl TrainingStep<RucModel> for RucStep<'_> {
     fn begin_epoch(&mut self, model: &RucModel, epoch: usize, device: &Device) -> Result<()> {
-        self.rampup = (epoch as f64 / self.config.run.epochs as f64).clamp(0.1, 1.0);
+        self.rampup = (epoch as f64 / self.config.rampup_epochs as f64).clamp(0.1, 1.0);
         let n = self.images.len();
         if epoch == 1 {
             for s in &mut self.nets {
@@ -495,7 +506,7 @@ fn run_ruc(
         "vote_neighbors": config.vote_neighbors, "temperature": config.sharpen_temperature,
         "mixup_alpha": config.mixup_alpha, "unlabelled_weight": config.unlabelled_weight,
         "smoothing": config.smoothing, "growth_threshold": config.growth_threshold,
-        "finetuned": finetuned,
+        "rampup_epochs": config.rampup_epochs, "finetuned": finetuned,
     });
     run_training(
         stage,
@@ -594,6 +605,10 @@ pub fn train_ruc(
         config.confidence_threshold,
     );
     let clean = base_clean.iter().filter(|&&c| c).count();
+    let mut clean_per_cluster = vec![0usize; k];
+    for (&c, &l) in base_clean.iter().zip(&base_labels) {
+        clean_per_cluster[l] += usize::from(c);
+    }
     if clean == 0 {
         return Err(ModelError::invalid(
             "confidence_threshold",
@@ -649,6 +664,7 @@ pub fn train_ruc(
         confident,
         vote_agreed,
         clean,
+        clean_per_cluster,
         base_scores,
         run,
         final_scores: final_eval.scores,

@@ -325,8 +325,8 @@ impl<'a> Panel<'a> {
     }
 }
 
-/// The "Blues" colour map at `t` in `[0, 1]`.
-fn blues(t: f64) -> Rgb {
+/// The "Blues" colour map at `t` in `[0, 1]` (NaN and infinities are 0).
+pub(super) fn blues(t: f64) -> Rgb {
     let t = if t.is_finite() {
         t.clamp(0.0, 1.0)
     } else {
