@@ -23,6 +23,9 @@ use crate::Error;
 use crate::pipeline::{self, DatasetSpec, VictimSpec};
 use advclust_core::DifferentiableClusterModel;
 
+/// Reads one score (NMI, ARI or ACC) out of a [`ClusteringScores`].
+type ScoreField = fn(&ClusteringScores) -> f64;
+
 /// How the generators of the matrix are trained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferSettings {
@@ -116,7 +119,7 @@ impl TransferMatrix {
     pub fn markdown(&self) -> String {
         let labels = self.labels();
         let mut s = String::new();
-        let metrics: [(&str, fn(&ClusteringScores) -> f64); 3] =
+        let metrics: [(&str, ScoreField); 3] =
             [("NMI", |c| c.nmi), ("ARI", |c| c.ari), ("ACC", |c| c.acc)];
         for (name, get) in metrics {
             s += &format!("\nTarget {name} (rows: source of the generator; columns: target)\n\n");

@@ -168,7 +168,7 @@ pub(crate) struct TrainVictim {
     #[arg(long, required_if_eq("model", "ruc"))]
     base: Option<advclust::pipeline::VictimSpec>,
     /// ruc: base-model confidence an image needs to be clean.
-    #[arg(long, default_value_t = 0.99)]
+    #[arg(long, default_value_t = 0.9)]
     clean_threshold: f64,
     /// ruc: pretext neighbours (the image included) that vote on its label.
     #[arg(long, default_value_t = 50)]
