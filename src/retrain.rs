@@ -208,7 +208,7 @@ pub fn finetune_victim(
                 &voters,
                 k,
                 config.confidence_threshold,
-            );
+            )?;
             let twice = |v: &[usize]| [v, v].concat();
             let tuned = finetune_ruc(
                 model,

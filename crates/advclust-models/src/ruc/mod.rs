@@ -10,6 +10,8 @@
 //! The prediction is the argmax of the sum of both networks' logits; memberships are its
 //! softmax and the attack's phi the summed logits (the authors attack `net(x) + net2(x)`).
 
+mod mixup;
+mod split;
 pub mod train;
 
 use advclust_core::DifferentiableClusterModel;
@@ -21,7 +23,8 @@ use crate::error::{ModelError, Result};
 use crate::scan::{ScanConfig, ScanModel};
 use crate::victim::{TrainingSummary, VictimKind, VictimModel};
 
-pub use train::{RucTrainConfig, RucTrainReport, clean_split, finetune_ruc, train_ruc};
+pub use split::clean_split;
+pub use train::{RucTrainConfig, RucTrainReport, finetune_ruc, train_ruc};
 
 /// A RUC model: two networks of SCAN's architecture (one head each) whose logits add up.
 #[derive(Module, Debug)]

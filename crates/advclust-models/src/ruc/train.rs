@@ -15,13 +15,15 @@ use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentConfig, augment_batch};
 use crate::error::{ModelError, Result};
 use crate::pretext::{Pretext, mine_neighbors};
 use crate::ruc::RucModel;
+use crate::ruc::mixup::{beta_symmetric, sharpen};
+use crate::ruc::split::clean_split;
 use crate::runner::{
     Evaluation, RunConfig, RunReport, StepLoss, TrainingStep, gather_images, run_training,
 };
@@ -153,36 +155,6 @@ pub struct RucTrainReport {
     pub final_cluster_sizes: Vec<usize>,
 }
 
-/// RUC's clean / noisy split of `n` pseudo-labels: clean iff the base model's confidence is at
-/// least `threshold` and the most common label among each image's voters (row `i` of
-/// `voters`, the image itself first) is its own (ties go to the smaller label). Returns the
-/// mask and the counts (confident, vote agreed).
-pub fn clean_split(
-    labels: &[usize],
-    confidence: &[f32],
-    voters: &crate::pretext::Neighbors,
-    k: usize,
-    threshold: f64,
-) -> (Vec<bool>, usize, usize) {
-    let mut votes = vec![0usize; k];
-    let (mut confident, mut agreed) = (0, 0);
-    let mask = (0..labels.len())
-        .map(|i| {
-            votes.iter_mut().for_each(|v| *v = 0);
-            for &j in voters.row(i) {
-                votes[labels[j as usize]] += 1;
-            }
-            let top = (0..k).max_by(|&a, &b| votes[a].cmp(&votes[b]).then(b.cmp(&a)));
-            let vote_ok = top == Some(labels[i]);
-            let conf_ok = confidence[i] as f64 >= threshold;
-            confident += usize::from(conf_ok);
-            agreed += usize::from(vote_ok);
-            conf_ok && vote_ok
-        })
-        .collect();
-    (mask, confident, agreed)
-}
-
 /// Each network's view of the labels for one epoch.
 #[derive(Debug, Clone)]
 struct NetState {
@@ -204,40 +176,6 @@ struct RucStep<'a> {
 
 fn softmax_host(net: &ScanModel, images: &ImageBatch, device: &Device) -> Result<Vec<f32>> {
     net.memberships_host(images, 500, device)
-}
-
-fn sharpen(p: Tensor<2>, temperature: f64) -> Tensor<2> {
-    let q = p.clamp_min(1e-12).powf_scalar(1.0 / temperature);
-    let z = q.clone().sum_dim(1);
-    q / z
-}
-
-/// `Beta(a, a)` from two gamma draws (Marsaglia-Tsang would do for any shape; RUC's is 4).
-fn beta_symmetric(rng: &mut SeededRng, a: f64) -> f64 {
-    let x = gamma(rng, a);
-    let y = gamma(rng, a);
-    x / (x + y).max(f64::MIN_POSITIVE)
-}
-
-/// `Gamma(shape, 1)` by Marsaglia and Tsang (shape >= 1; boosted for shape < 1).
-fn gamma(rng: &mut SeededRng, shape: f64) -> f64 {
-    if shape < 1.0 {
-        let u: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-        return gamma(rng, shape + 1.0) * u.powf(1.0 / shape);
-    }
-    let d = shape - 1.0 / 3.0;
-    let c = 1.0 / (9.0 * d).sqrt();
-    loop {
-        let x = advclust_core::standard_normal(rng, 1)[0] as f64;
-        let v = (1.0 + c * x).powi(3);
-        if v <= 0.0 {
-            continue;
-        }
-        let u: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
-            return d * v;
-        }
-    }
 }
 
 impl RucStep<'_> {
@@ -606,7 +544,7 @@ pub fn train_ruc(
         &voters,
         k,
         config.confidence_threshold,
-    );
+    )?;
     let clean = base_clean.iter().filter(|&&c| c).count();
     let mut clean_per_cluster = vec![0usize; k];
     for (&c, &l) in base_clean.iter().zip(&base_labels) {
@@ -674,38 +612,4 @@ pub fn train_ruc(
         final_cluster_sizes: final_eval.cluster_sizes.unwrap_or_default(),
     };
     Ok((model, report))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clean_split_needs_confidence_and_the_vote() {
-        // Four images, each voting with itself and one neighbour.
-        let voters = crate::pretext::Neighbors {
-            n: 4,
-            k: 1,
-            indices: vec![0, 1, 1, 0, 2, 3, 3, 2],
-        };
-        let labels = [0, 0, 1, 0];
-        let confidence = [0.999, 0.5, 0.999, 0.999];
-        let (mask, confident, agreed) = clean_split(&labels, &confidence, &voters, 2, 0.99);
-        // 0: confident, votes {0,0} -> clean; 1: not confident; 2: votes {1,0} tie -> 0 != 1;
-        // 3: votes {0,1} tie -> 0 == 0, confident -> clean.
-        assert_eq!(mask, vec![true, false, false, true]);
-        assert_eq!((confident, agreed), (3, 3));
-    }
-
-    #[test]
-    fn beta_draws_are_symmetric_around_a_half() {
-        let mut rng = SeededRng::seed_from_u64(3);
-        let draws: Vec<f64> = (0..4000).map(|_| beta_symmetric(&mut rng, 4.0)).collect();
-        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
-        let var = draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / draws.len() as f64;
-        // Beta(4, 4): mean 1/2, variance 1/36.
-        assert!((mean - 0.5).abs() < 0.01, "{mean}");
-        assert!((var - 1.0 / 36.0).abs() < 0.003, "{var}");
-        assert!(draws.iter().all(|d| (0.0..=1.0).contains(d)));
-    }
 }
