@@ -23,6 +23,13 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::pipeline::{self, DatasetSpec, VictimSpec};
 
+mod paper;
+
+pub use paper::{PAPER_DATASETS, PAPER_TABLE, PaperRow, paper_row};
+
+/// The largest table JSON [`load_rows`] reads (a table of thousands of rows is far smaller).
+const MAX_TABLE_JSON: u64 = 16 << 20;
+
 /// One cell group of the table: a victim and the dataset it is attacked (and evaluated) on,
 /// written `<victim>@<dataset>` on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,7 +283,9 @@ pub fn markdown_row(row: &TableRow) -> String {
     )
 }
 
-/// The markdown table of `rows`, with its header.
+/// The markdown table of `rows`, with its header, then the paper's Tables 1-2 for the victim
+/// kinds in `rows` beside our eps-0.1 backprop rows (our datasets differ from the paper's: the
+/// header says so).
 pub fn markdown_table(rows: &[TableRow]) -> String {
     let mut s = String::from(
         "| victim | dataset | attack | L-inf eps (pixels) | clean NMI / ARI / ACC | adversarial NMI / ARI / ACC | NMI drop | training calls | calls to convergence | seconds |\n|---|---|---|---|---|---|---|---|---|---|\n",
@@ -285,5 +294,149 @@ pub fn markdown_table(rows: &[TableRow]) -> String {
         s += &markdown_row(r);
         s.push('\n');
     }
+    s += &markdown_beside_paper(rows);
     s
+}
+
+/// Our backprop eps-0.1 rows beside the paper's Table 1 (NMI pre -> post, relative drop) and
+/// Table 2 (queries until convergence, in our batch calls: two per paper query).
+pub fn markdown_beside_paper(rows: &[TableRow]) -> String {
+    let ours: Vec<&TableRow> = rows
+        .iter()
+        .filter(|r| r.attack == "backprop eps 0.1")
+        .collect();
+    if ours.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "\nBeside the paper (**our datasets differ**: ours are the rows' datasets on CPU-sized \
+         victims, the paper's {}; NMI clean -> adversarial, relative drop, batch calls until \
+         convergence; the paper's Table 2 queries are counted twice, one query = two batch calls):\n\n\
+         | victim | ours: dataset | ours: NMI | ours: drop | ours: calls |",
+        PAPER_DATASETS.join(", ")
+    );
+    for d in PAPER_DATASETS {
+        s += &format!(" paper {d}: NMI | drop | calls |");
+    }
+    s += &format!("\n|---|---|---|---|---|{}\n", "---|---|---|".repeat(3));
+    for r in ours {
+        s += &format!(
+            "| {} | {} | {:.4} -> {:.4} | {:.1} % | {} |",
+            r.victim,
+            r.dataset,
+            r.clean.nmi,
+            r.adversarial.nmi,
+            100.0 * r.nmi_drop,
+            r.calls_to_convergence
+                .map_or_else(|| format!("({})", r.training_calls), |c| c.to_string())
+        );
+        match paper_row(r.kind) {
+            Some(p) => {
+                for d in 0..PAPER_DATASETS.len() {
+                    s += &format!(
+                        " {:.2} -> {:.2} | {:.1} % | {} |",
+                        p.clean[d][0],
+                        p.adversarial[d][0],
+                        100.0 * p.nmi_drop(d),
+                        2 * p.queries[d]
+                    );
+                }
+            }
+            None => s += &" not in the paper | | |".repeat(PAPER_DATASETS.len()),
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The rows of a table an earlier `table1` run wrote (`table1.json`, or a JSON array of rows),
+/// to put in front of new ones.
+///
+/// Errors: an unreadable or oversized file, JSON that is not a table, a row with a non-finite
+/// or out-of-range score.
+pub fn load_rows(path: &Path) -> Result<Vec<TableRow>, Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = advclust_core::read_bounded(path, MAX_TABLE_JSON).map_err(io)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Json(format!("{}: {e}", path.display())))?;
+    let rows = value.get("rows").cloned().unwrap_or(value);
+    let rows: Vec<TableRow> = serde_json::from_value(rows)
+        .map_err(|e| Error::Json(format!("{}: not a table1 JSON: {e}", path.display())))?;
+    for r in &rows {
+        let scores = [r.clean, r.adversarial];
+        let valid = scores.iter().all(|c| {
+            [c.nmi, c.ari, c.acc]
+                .iter()
+                .all(|v| v.is_finite() && (-1.0..=1.0).contains(v))
+        }) && r.nmi_drop.is_finite()
+            && r.epsilon_pixel.is_finite()
+            && r.seconds.is_finite();
+        if !valid {
+            return Err(Error::Json(format!(
+                "{}: row {} / {} has a non-finite or out-of-range value",
+                path.display(),
+                r.victim,
+                r.attack
+            )));
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published_rows() -> Vec<TableRow> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results/table1-mnist.json");
+        load_rows(&path).unwrap()
+    }
+
+    #[test]
+    fn an_earlier_table_loads_and_sits_beside_the_paper() {
+        let rows = published_rows();
+        assert_eq!(rows.len(), 12);
+        let md = markdown_table(&rows);
+        // Every row of ours, then one side-by-side line per backprop eps-0.1 row.
+        assert_eq!(md.matches("| pretrained-").count(), 12 + 4);
+        assert!(md.contains("our datasets differ"));
+        // SCAN's CIFAR-10 cell: 0.71 -> 0.27, a 62.0 % drop, 3,100 queries = 6,200 calls.
+        let scan = md
+            .lines()
+            .rfind(|l| l.starts_with("| pretrained-scan-mnist"))
+            .unwrap();
+        assert!(scan.contains("0.71 -> 0.27 | 62.0 % | 6200 |"), "{scan}");
+    }
+
+    #[test]
+    fn a_table_that_is_not_one_is_refused() {
+        let dir = std::env::temp_dir().join(format!("advclust-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let mut row = serde_json::to_value(&published_rows()[0]).unwrap();
+        row["adversarial"]["nmi"] = serde_json::json!(7.5);
+        let out_of_range = write(
+            "range.json",
+            &serde_json::json!({ "rows": [row] }).to_string(),
+        );
+        assert!(
+            matches!(load_rows(&out_of_range), Err(Error::Json(m)) if m.contains("out-of-range"))
+        );
+        let not_a_table = write("other.json", r#"{"rows": [{"victim": 3}]}"#);
+        assert!(matches!(load_rows(&not_a_table), Err(Error::Json(_))));
+        let truncated = write("cut.json", r#"{"rows": [{"victim": "#);
+        assert!(matches!(load_rows(&truncated), Err(Error::Json(_))));
+        assert!(matches!(
+            load_rows(&dir.join("absent.json")),
+            Err(Error::Io { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

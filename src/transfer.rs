@@ -31,8 +31,11 @@ type ScoreField = fn(&ClusteringScores) -> f64;
 pub struct TransferSettings {
     /// L-inf eps in `[0, 1]` pixels, the same for every source.
     pub epsilon: f32,
-    /// Images each generator is trained on (a seeded subset); evaluation uses the whole set.
+    /// Images each generator is trained on (a seeded subset of the evaluation set).
     pub train_limit: usize,
+    /// Images evaluated (a seeded subset of the dataset); `None`: the whole set.
+    #[serde(default)]
+    pub eval_limit: Option<usize>,
     /// Training batch.
     pub batch_size: usize,
     /// Maximum epochs (training stops earlier at convergence).
@@ -54,6 +57,7 @@ impl Default for TransferSettings {
         TransferSettings {
             epsilon: 0.1,
             train_limit: 2048,
+            eval_limit: None,
             batch_size: 256,
             max_epochs: 40,
             tolerance: 0.01,
@@ -160,6 +164,23 @@ fn source_generator(
 ) -> Result<(TrainedAttack, bool, f64), Error> {
     let saved = dir.join("attack");
     if saved.exists() {
+        // A generator is reused only for the victim it was trained against (its run report
+        // names it), so a directory copied or linked into the wrong row is refused.
+        let report = dir.join("report.json");
+        let bytes = advclust_core::read_bounded(&report, 64 << 20).map_err(|source| Error::Io {
+            path: report.clone(),
+            source,
+        })?;
+        let trained_for = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("victim").and_then(|v| v.as_str()).map(str::to_string));
+        if trained_for.as_deref() != Some(name) {
+            return Err(Error::InvalidArgument(format!(
+                "{}: a generator trained against {}, not {name} (use another --out)",
+                saved.display(),
+                trained_for.as_deref().unwrap_or("an unnamed victim")
+            )));
+        }
         let attack = TrainedAttack::load(&saved, device)?;
         let threat = attack.threat_model();
         if threat.norm() != NormKind::Linf || threat.epsilon() != settings.epsilon {
@@ -207,7 +228,7 @@ fn source_generator(
 ///
 /// Errors: fewer than two victims, a victim whose input shape differs from the dataset's or a
 /// generator whose image shape does not fit a target (naming both), a saved generator at
-/// another eps, any training or I/O error.
+/// another eps or trained against another victim, any training or I/O error.
 pub fn run_transfer(
     victims: &[VictimSpec],
     dataset: &DatasetSpec,
@@ -221,7 +242,7 @@ pub fn run_transfer(
             "a transfer matrix needs at least two victims".into(),
         ));
     }
-    let eval = dataset.load(None, settings.seed)?;
+    let eval = dataset.load(settings.eval_limit, settings.seed)?;
     let clean_images = eval.to_image_batch()?;
     let names: Vec<String> = victims.iter().map(|v| v.to_string()).collect();
     let loaded: Vec<Victim> = victims

@@ -92,6 +92,10 @@ struct Table1 {
     /// What every attack of the table maximises.
     #[arg(long, value_enum, default_value_t = Loss::Distance)]
     loss: Loss,
+    /// Rows of earlier `table1` runs (their table1.json) to put in front of this run's, so
+    /// one table holds victims attacked in separate runs; each row keeps its own numbers.
+    #[arg(long)]
+    include: Vec<PathBuf>,
     /// Output directory: table1.json, table1.md and one folder of runs per entry.
     #[arg(long, default_value = "runs/table1")]
     out: PathBuf,
@@ -363,13 +367,25 @@ fn table1(
         seed: a.seed,
         ..table::TableSettings::default()
     };
+    // Read (and validate) the included tables before hours of attacks, not after.
+    let mut rows = Vec::new();
+    for path in &a.include {
+        rows.extend(table::load_rows(path)?);
+    }
+    let included = rows.len();
     let started = Instant::now();
-    let rows = table::run_table1(&a.entries, &settings, &a.out, device, &mut |row| {
-        println!("{}", table::markdown_row(row));
-    })?;
+    rows.extend(table::run_table1(
+        &a.entries,
+        &settings,
+        &a.out,
+        device,
+        &mut |row| println!("{}", table::markdown_row(row)),
+    )?);
     let json = serde_json::json!({
         "command": command,
         "settings": settings,
+        "included_from": a.include,
+        "included_rows": included,
         "rows": rows,
         "wall_seconds": started.elapsed().as_secs_f64(),
     });

@@ -22,6 +22,9 @@ pub(crate) struct Transfer {
     /// Images each generator is trained on (evaluation uses the whole set).
     #[arg(long, default_value_t = 2048)]
     train_limit: usize,
+    /// Evaluate on a seeded subset of this many images (default: the whole set).
+    #[arg(long)]
+    eval_limit: Option<usize>,
     /// Seed of every attack.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -39,6 +42,7 @@ pub(crate) fn transfer(
     let settings = TransferSettings {
         epsilon: a.eps,
         train_limit: a.train_limit,
+        eval_limit: a.eval_limit,
         seed: a.seed,
         ..TransferSettings::default()
     };

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The victim-zoo experiments of docs/results/table1.md, transfer-<dataset>.md and
+# ruc-robustness.md, from the repository root. On MNIST-test (the default) the embedded victims
+# are used and only the SimCLR pretext (the same command and seed as the embedded SCAN's give
+# the same pretext) and RUC are trained; on Fashion-MNIST-test every victim is trained first with
+# the commands of crates/advclust-models/TRAINING.md. Then: Table 1 rows of MiCE and RUC, the
+# transfer matrix (paper Fig. 4) and, on MNIST, the epsilon sweeps of RUC against its base SCAN
+# at equal training budgets. A step whose output exists is skipped and an interrupted training
+# run resumes from its checkpoint, so the script can be rerun.
+#   bash scripts/victim-zoo-runs.sh                        # MNIST-test
+#   DATASET=fashion bash scripts/victim-zoo-runs.sh        # Fashion-MNIST-test (../shared/data)
+#   BIN=target/release/advclust bash scripts/victim-zoo-runs.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/advclust}
+RUNS=${RUNS:-runs}
+DATASET=${DATASET:-mnist}
+SWEEP_EPS=${SWEEP_EPS:-0.01,0.02,0.03,0.05,0.07,0.1}
+SWEEP_EPOCHS=${SWEEP_EPOCHS:-6}
+mkdir -p "$RUNS"
+step() { printf '\n==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+# `resume_flag <out>`: --resume when an interrupted run left <out> (its checkpoints live there).
+resume_flag() { [ -d "$1" ] && echo --resume || true; }
+# `train <out> <final file> <advclust args...>`: one training run, skipped when done.
+train() {
+  local out=$1 done=$2
+  shift 2
+  [ -f "$out/$done" ] || "$BIN" "$@" $(resume_flag "$out") --out "$out"
+}
+
+case $DATASET in
+  mnist)
+    DATA=mnist
+    PRETEXT_EPOCHS=50
+    train "$RUNS/pretext-mnist" report.json train-pretext --dataset "$DATA" \
+      --epochs "$PRETEXT_EPOCHS" --eval-every 10 --checkpoint-every 5
+    CC=pretrained-cc-mnist SCAN=pretrained-scan-mnist MICE=pretrained-mice-mnist
+    OTHERS="pretrained-nnm-mnist pretrained-spice-mnist"
+    ;;
+  fashion)
+    DATA=fashion-mnist:${DATA_DIR:-../shared/data}/fashion-mnist
+    step "Fashion-MNIST victims: CC, pretext, SCAN, MiCE"
+    train "$RUNS/cc-fashion" report.json train-victim --dataset "$DATA" \
+      --widths 16,32,64 --stem-stride 2 --epochs 30 --lr 1e-3 --seed 0 --eval-every 5 \
+      --checkpoint-every 10
+    train "$RUNS/pretext-fashion" report.json train-pretext --dataset "$DATA" \
+      --epochs 40 --eval-every 10 --checkpoint-every 5
+    train "$RUNS/scan-fashion" report.json train-victim --model scan \
+      --pretext "$RUNS/pretext-fashion/pretext" --dataset "$DATA" --epochs 40 --eval-every 10 \
+      --checkpoint-every 5 --selflabel-epochs 10
+    train "$RUNS/mice-fashion" report.json train-victim --model mice \
+      --pretext "$RUNS/pretext-fashion/pretext" --dataset "$DATA" --epochs 20 --eval-every 5 \
+      --checkpoint-every 5
+    CC=$RUNS/cc-fashion/model SCAN=$RUNS/scan-fashion/model MICE=$RUNS/mice-fashion/model
+    OTHERS=${OTHERS:-}
+    ;;
+  *) echo "DATASET: mnist or fashion, not $DATASET" >&2; exit 2 ;;
+esac
+
+step "RUC on $SCAN"
+train "$RUNS/ruc-$DATASET" report.json train-victim --model ruc --base "$SCAN" \
+  --pretext "$RUNS/pretext-$DATASET/pretext" --dataset "$DATA" --eval-every 2 --checkpoint-every 2
+RUC=$RUNS/ruc-$DATASET/model
+
+step "Table 1 rows of MiCE and RUC"
+[ -f "$RUNS/table1-mice-ruc-$DATASET/table1.json" ] || "$BIN" table1 --entry "$MICE@$DATA" \
+  --entry "$RUC@$DATA" --out "$RUNS/table1-mice-ruc-$DATASET"
+
+step "transfer matrix (paper Fig. 4)"
+victims=()
+for v in $CC $SCAN $OTHERS $MICE $RUC; do victims+=(--victim "$v"); done
+[ -f "$RUNS/transfer-$DATASET/transfer.json" ] || "$BIN" transfer "${victims[@]}" \
+  --dataset "$DATA" --eps 0.1 --out "$RUNS/transfer-$DATASET"
+
+if [ "$DATASET" = mnist ]; then
+  step "RUC against its base SCAN: one fresh attack per eps, equal epochs"
+  for pair in "scan-mnist=$SCAN" "ruc-mnist=$RUC"; do
+    name=${pair%%=*}
+    [ -f "$RUNS/sweep-$name/sweep.json" ] || "$BIN" sweep --retrain --victim "${pair#*=}" \
+      --dataset "$DATA" --eps "$SWEEP_EPS" --train-limit 2048 --epochs "$SWEEP_EPOCHS" \
+      --out "$RUNS/sweep-$name"
+  done
+fi
+step done
