@@ -75,6 +75,13 @@ pub const EMBEDDED: &[EmbeddedVictim] = &[
         description: include_str!("../assets/mice-mnist/model.json"),
         weights: include_bytes!("../assets/mice-mnist/model.bpk"),
     },
+    EmbeddedVictim {
+        name: "pretrained-ruc-mnist",
+        kind: VictimKind::Ruc,
+        dataset: "mnist",
+        description: include_str!("../assets/ruc-mnist/model.json"),
+        weights: include_bytes!("../assets/ruc-mnist/model.bpk"),
+    },
 ];
 
 /// Burnpack weights of the embedded CC MNIST model.
