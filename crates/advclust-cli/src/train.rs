@@ -446,8 +446,16 @@ pub(crate) fn train_victim(
             config.dataset = a.data.dataset.to_string();
             config.confidence_threshold = a.clean_threshold;
             config.vote_neighbors = a.vote_neighbors;
-            config.run = a.run.run_config((10, 128, 1e-3), a.data.seed, &a.out);
-            config.run.weight_decay = 5e-4;
+            // RUC's recipe (epochs, batch, rate, weight decay, cosine schedule) under this
+            // command's options.
+            let recipe = config.run.clone();
+            config.run = a.run.run_config(
+                (recipe.epochs, recipe.batch_size, recipe.learning_rate),
+                a.data.seed,
+                &a.out,
+            );
+            config.run.weight_decay = recipe.weight_decay;
+            config.run.lr_schedule = recipe.lr_schedule;
             let (model, report) = advclust::models::train_ruc(
                 &config,
                 &base,

@@ -78,9 +78,11 @@ pub use pretext::{
 };
 pub use pretrained::{EMBEDDED, EmbeddedVictim, embedded, pretrained_cc_mnist};
 pub use resnet::{ResNet, ResNetConfig};
-pub use ruc::{RucModel, RucTrainConfig, RucTrainReport, clean_split, finetune_ruc, train_ruc};
+pub use ruc::{
+    RucConfig, RucModel, RucTrainConfig, RucTrainReport, clean_split, finetune_ruc, train_ruc,
+};
 pub use runner::{
-    Checkpointer, EpochLog, Evaluation, RunConfig, RunReport, StepLoss, TrainingStep,
+    Checkpointer, EpochLog, Evaluation, LrSchedule, RunConfig, RunReport, StepLoss, TrainingStep,
 };
 pub use scan::{
     ScanConfig, ScanModel, ScanTrainConfig, ScanTrainReport, SelfLabelConfig, finetune_scan,

@@ -27,6 +27,18 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::{self, load_weights, read_file_limited, weights_bytes};
 use crate::error::{ModelError, Result};
 
+/// How the learning rate moves over a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The same rate at every step.
+    #[default]
+    Constant,
+    /// Cosine annealing from the rate at the first step to 0 after the last (per step, no
+    /// restarts), as PyTorch's `CosineAnnealingLR` over the whole run.
+    Cosine,
+}
+
 /// The run settings shared by every training stage (the model's own hyperparameters live in
 /// its step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,8 +47,11 @@ pub struct RunConfig {
     pub epochs: usize,
     /// Items (images) per step.
     pub batch_size: usize,
-    /// Adam learning rate (constant).
+    /// Adam learning rate (the peak of the schedule).
     pub learning_rate: f64,
+    /// How the learning rate moves over the run (constant unless a victim's recipe says).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     /// Adam weight decay (L2, as PyTorch's `Adam(weight_decay=...)`); 0 for none.
     pub weight_decay: f64,
     /// Adam epsilon (1e-8 as in PyTorch; burn's default is 1e-5).
@@ -67,6 +82,7 @@ impl RunConfig {
             epochs,
             batch_size,
             learning_rate,
+            lr_schedule: LrSchedule::Constant,
             weight_decay: 0.0,
             adam_epsilon: 1e-8,
             seed: 0,
@@ -77,6 +93,20 @@ impl RunConfig {
             resume: false,
             progress: true,
             log_epochs: true,
+        }
+    }
+
+    /// The learning rate of step `step` (0-based) of epoch `epoch` (1-based), of
+    /// `steps_per_epoch` steps each: a pure function of the position, so a resumed run
+    /// follows the schedule of an uninterrupted one.
+    pub fn learning_rate_at(&self, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
+        match self.lr_schedule {
+            LrSchedule::Constant => self.learning_rate,
+            LrSchedule::Cosine => {
+                let total = (self.epochs * steps_per_epoch).max(1) as f64;
+                let done = ((epoch - 1) * steps_per_epoch + step) as f64;
+                0.5 * self.learning_rate * (1.0 + (std::f64::consts::PI * done / total).cos())
+            }
         }
     }
 
@@ -477,7 +507,8 @@ pub fn run_training<M: Module>(
                 *sum += *v as f64;
             }
             let grads = GradientsParams::from_grads(loss.total.backward(), &model);
-            model = optim.step(config.learning_rate, model, grads);
+            let lr = config.learning_rate_at(epoch, s, steps_per_epoch);
+            model = optim.step(lr, model, grads);
             model = step.after_step(model, device)?;
             steps_run += 1;
             bar.inc(1);
@@ -613,4 +644,29 @@ pub fn two_views(
         burn::tensor::TensorData::new(views, [2 * b, c, h, w]),
         device,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cosine_schedule_falls_from_the_rate_to_zero_over_the_run() {
+        let mut run = RunConfig::new(4, 8, 1e-3);
+        assert_eq!(run.learning_rate_at(3, 5, 10), 1e-3);
+        run.lr_schedule = LrSchedule::Cosine;
+        let rates: Vec<f64> = (1..=4)
+            .flat_map(|e| (0..10).map(move |s| (e, s)))
+            .map(|(e, s)| run.learning_rate_at(e, s, 10))
+            .collect();
+        assert_eq!(rates[0], 1e-3);
+        assert!((rates[20] - 5e-4).abs() < 1e-12, "{}", rates[20]);
+        assert!(rates.windows(2).all(|w| w[1] < w[0]));
+        assert!(rates[39] > 0.0 && rates[39] < 1e-5);
+        // A saved run of before the schedule existed reads as a constant rate.
+        let mut old = serde_json::to_value(RunConfig::new(4, 8, 1e-3)).unwrap();
+        old.as_object_mut().unwrap().remove("lr_schedule");
+        let old: RunConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(old.lr_schedule, LrSchedule::Constant);
+    }
 }

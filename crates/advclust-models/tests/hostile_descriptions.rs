@@ -164,10 +164,13 @@ fn a_description_larger_than_its_weights_is_refused_before_building() {
             advclust_models::VictimKind::Cc => serde_json::from_value::<CcConfig>(config)
                 .unwrap()
                 .parameter_count(),
-            advclust_models::VictimKind::Scan
-            | advclust_models::VictimKind::Nnm
-            | advclust_models::VictimKind::Ruc => {
+            advclust_models::VictimKind::Scan | advclust_models::VictimKind::Nnm => {
                 serde_json::from_value::<advclust_models::ScanConfig>(config)
+                    .unwrap()
+                    .parameter_count()
+            }
+            advclust_models::VictimKind::Ruc => {
+                serde_json::from_value::<advclust_models::RucConfig>(config)
                     .unwrap()
                     .parameter_count()
             }

@@ -18,6 +18,7 @@ use advclust_core::DifferentiableClusterModel;
 use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::scan::{ScanConfig, ScanModel};
@@ -26,11 +27,32 @@ use crate::victim::{TrainingSummary, VictimKind, VictimModel};
 pub use split::clean_split;
 pub use train::{RucTrainConfig, RucTrainReport, finetune_ruc, train_ruc};
 
+/// RUC's saved architecture: that of each of its two networks (SCAN's, one head). Saved as
+/// the bare `ScanConfig`; its parameter count is both networks', so the loader's check that
+/// the weights can hold the model counts what it will build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RucConfig(pub ScanConfig);
+
+impl RucConfig {
+    /// Validates the architecture and counts the parameters of both networks.
+    pub fn parameter_count(&self) -> Result<u64> {
+        self.0
+            .parameter_count()?
+            .checked_mul(2)
+            .ok_or_else(|| ModelError::invalid("RUC networks", "parameter count overflows"))
+    }
+}
+
+crate::error::validated_architecture!(RucConfig);
+
 /// A RUC model: two networks of SCAN's architecture (one head each) whose logits add up.
 #[derive(Module, Debug)]
 pub struct RucModel {
     first: ScanModel,
     second: ScanModel,
+    #[module(skip)]
+    config: RucConfig,
     #[module(skip)]
     training: Option<TrainingSummary>,
 }
@@ -54,6 +76,7 @@ impl RucModel {
             ));
         }
         Ok(RucModel {
+            config: RucConfig(first.config().clone()),
             first,
             second,
             training: None,
@@ -83,14 +106,14 @@ impl RucModel {
 
 impl VictimModel for RucModel {
     const KIND: VictimKind = VictimKind::Ruc;
-    type Config = ScanConfig;
+    type Config = RucConfig;
 
-    fn victim_config(&self) -> &ScanConfig {
-        self.first.config()
+    fn victim_config(&self) -> &RucConfig {
+        &self.config
     }
 
-    fn from_config(config: &ScanConfig, device: &Device) -> Result<Self> {
-        RucModel::new(config, 0, device)
+    fn from_config(config: &RucConfig, device: &Device) -> Result<Self> {
+        RucModel::new(&config.0, 0, device)
     }
 
     fn channel_std(&self) -> &[f32] {

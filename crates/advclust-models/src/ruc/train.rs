@@ -66,13 +66,14 @@ pub struct RucTrainConfig {
 
 impl RucTrainConfig {
     /// RUC's settings where they fit a CPU: clean threshold 0.9, growth threshold 0.99, 50
-    /// voting neighbours, temperature
-    /// 0.5, `Beta(4, 4)`, `c = 25` ramped up over 10 epochs, smoothing 0.5, strong augmentation `strong` and its weak
-    /// form, 10 epochs of batch 128 with Adam 1e-3 and weight decay 5e-4 (the heads are
+    /// voting neighbours, temperature 0.5, `Beta(4, 4)`, `c = 25` ramped up over 10 epochs,
+    /// smoothing 0.5, strong augmentation `strong` and its weak form, 10 epochs of batch 128
+    /// with Adam 1e-3, weight decay 5e-4 and RUC's cosine schedule over the run (the heads are
     /// fresh: RUC's SGD runs at 0.01 with momentum 0.9).
     pub fn new(strong: AugmentConfig) -> Self {
         let mut run = RunConfig::new(10, 128, 1e-3);
         run.weight_decay = 5e-4;
+        run.lr_schedule = crate::runner::LrSchedule::Cosine;
         RucTrainConfig {
             dataset: "unnamed".into(),
             confidence_threshold: 0.9,
