@@ -77,8 +77,9 @@ pub(crate) struct DataArgs {
 
 #[derive(Args, Debug)]
 struct Table1 {
-    /// Entries `<victim>@<dataset>` (e.g. pretrained-cc-mnist@mnist).
-    #[arg(long = "entry", required = true)]
+    /// Entries `<victim>@<dataset>` (e.g. pretrained-cc-mnist@mnist); none with --include
+    /// merges the included tables only.
+    #[arg(long = "entry", required_unless_present = "include")]
     entries: Vec<advclust::table::TableEntry>,
     /// Generator training images per entry (evaluation uses the whole set).
     #[arg(long, default_value_t = 2048)]
