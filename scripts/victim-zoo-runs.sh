@@ -114,5 +114,9 @@ if [ "$DATASET" = mnist ]; then
       --dataset "$DATA" --eps "$SWEEP_EPS" --train-limit 2048 --epochs "$SWEEP_EPOCHS" \
       --out "$RUNS/sweep-retrain-$name"
   done
+  # (3) SCAN's generator against RUC, re-bounded: the transfer row of the matrix at every radius.
+  [ -f "$RUNS/sweep-scan-generator-on-ruc/sweep.json" ] || "$BIN" sweep --victim "$RUC" \
+    --dataset "$DATA" --attack "$RUNS/transfer-$DATASET/generators/1-scan/attack" \
+    --out "$RUNS/sweep-scan-generator-on-ruc"
 fi
 step done
