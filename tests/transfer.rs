@@ -2,11 +2,11 @@
 //! column, reuse of saved generators (identical matrix, nothing retrained), and the typed errors
 //! of a victim that does not fit the dataset and of a generator saved for another victim.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use advclust::models::{CcConfig, CcModel, Victim};
 use advclust::pipeline::{DatasetSpec, VictimSpec};
-use advclust::transfer::{TransferSettings, run_transfer};
+use advclust::transfer::{TransferMatrix, TransferSettings, run_transfer};
 use advclust::{Error, device};
 
 fn scratch(name: &str) -> PathBuf {
@@ -24,6 +24,19 @@ fn tiny() -> TransferSettings {
         seed: 5,
         ..TransferSettings::default()
     }
+}
+
+/// The matrix of `victims` on the embedded MNIST at the tiny settings, into `out`.
+fn quiet_transfer(victims: &[VictimSpec], out: &Path) -> Result<TransferMatrix, Error> {
+    let device = device(None)?;
+    run_transfer(
+        victims,
+        &DatasetSpec::MnistEmbedded,
+        &tiny(),
+        out,
+        &device,
+        &mut |_, _, _| {},
+    )
 }
 
 fn victims() -> Vec<VictimSpec> {
@@ -61,15 +74,7 @@ fn the_matrix_is_complete_and_a_second_run_reuses_its_generators() {
     advclust::transfer::heatmap(&first, &png).unwrap();
     assert!(std::fs::metadata(&png).unwrap().len() > 1000);
 
-    let second = run_transfer(
-        &victims(),
-        &DatasetSpec::MnistEmbedded,
-        &tiny(),
-        &out,
-        &device,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    let second = quiet_transfer(&victims(), &out).unwrap();
     assert_eq!(second.trained, [false, false]);
     assert_eq!(second.adversarial, first.adversarial);
     assert_eq!(second.clean, first.clean);
@@ -90,15 +95,7 @@ fn the_matrix_is_complete_and_a_second_run_reuses_its_generators() {
     .unwrap();
     let mut swapped = victims();
     swapped.reverse();
-    let err = run_transfer(
-        &swapped,
-        &DatasetSpec::MnistEmbedded,
-        &tiny(),
-        &out,
-        &device,
-        &mut |_, _, _| {},
-    )
-    .unwrap_err();
+    let err = quiet_transfer(&swapped, &out).unwrap_err();
     assert!(
         matches!(&err, Error::InvalidArgument(m) if m.contains("pretrained-cc-mnist") && m.contains("pretrained-scan-mnist")),
         "{err}"
@@ -117,15 +114,7 @@ fn a_victim_for_other_images_is_a_typed_error_naming_both() {
         "pretrained-cc-mnist".parse().unwrap(),
         VictimSpec::Saved(dir.clone()),
     ];
-    let err = run_transfer(
-        &specs,
-        &DatasetSpec::MnistEmbedded,
-        &tiny(),
-        &out,
-        &device,
-        &mut |_, _, _| {},
-    )
-    .unwrap_err();
+    let err = quiet_transfer(&specs, &out).unwrap_err();
     match err {
         Error::ShapeMismatch {
             shape,
@@ -141,14 +130,7 @@ fn a_victim_for_other_images_is_a_typed_error_naming_both() {
     }
     let one = &specs[..1];
     assert!(matches!(
-        run_transfer(
-            one,
-            &DatasetSpec::MnistEmbedded,
-            &tiny(),
-            &out,
-            &device,
-            &mut |_, _, _| {}
-        ),
+        quiet_transfer(one, &out),
         Err(Error::InvalidArgument(_))
     ));
     std::fs::remove_dir_all(&out).unwrap();
