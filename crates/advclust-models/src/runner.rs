@@ -98,13 +98,16 @@ impl RunConfig {
 
     /// The learning rate of step `step` (0-based) of epoch `epoch` (1-based), of
     /// `steps_per_epoch` steps each: a pure function of the position, so a resumed run
-    /// follows the schedule of an uninterrupted one.
+    /// follows the schedule of an uninterrupted one (epoch 0 reads as the first).
     pub fn learning_rate_at(&self, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
         match self.lr_schedule {
             LrSchedule::Constant => self.learning_rate,
             LrSchedule::Cosine => {
-                let total = (self.epochs * steps_per_epoch).max(1) as f64;
-                let done = ((epoch - 1) * steps_per_epoch + step) as f64;
+                let total = self.epochs.saturating_mul(steps_per_epoch).max(1) as f64;
+                let done = epoch
+                    .saturating_sub(1)
+                    .saturating_mul(steps_per_epoch)
+                    .saturating_add(step) as f64;
                 0.5 * self.learning_rate * (1.0 + (std::f64::consts::PI * done / total).cos())
             }
         }
