@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod baselines;
 mod defend;
 mod remote;
+mod table;
 mod train;
 mod transfer;
 
@@ -45,7 +46,7 @@ enum Command {
     /// List the embedded victims with their recorded clean scores.
     Victims,
     /// Paper Tables 1 and 2 on our victims and data: clean -> adversarial scores and calls.
-    Table1(Table1),
+    Table1(table::Table1),
     /// Train the GAN attack against a victim, evaluate it, write report and figures.
     Attack(Attack),
     /// Score a victim on a dataset, clean or through a saved attack.
@@ -75,33 +76,6 @@ pub(crate) struct DataArgs {
     pub(crate) seed: u64,
 }
 
-#[derive(Args, Debug)]
-struct Table1 {
-    /// Entries `<victim>@<dataset>` (e.g. pretrained-cc-mnist@mnist); none with --include
-    /// merges the included tables only.
-    #[arg(long = "entry", required_unless_present = "include")]
-    entries: Vec<advclust::table::TableEntry>,
-    /// Generator training images per entry (evaluation uses the whole set).
-    #[arg(long, default_value_t = 2048)]
-    train_limit: usize,
-    /// NES epochs (the NES column's budget).
-    #[arg(long, default_value_t = 12)]
-    nes_epochs: usize,
-    /// Seed of every attack.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// What every attack of the table maximises.
-    #[arg(long, value_enum, default_value_t = Loss::Distance)]
-    loss: Loss,
-    /// Rows of earlier `table1` runs (their table1.json) to put in front of this run's, so
-    /// one table holds victims attacked in separate runs; each row keeps its own numbers.
-    #[arg(long)]
-    include: Vec<PathBuf>,
-    /// Output directory: table1.json, table1.md and one folder of runs per entry.
-    #[arg(long, default_value = "runs/table1")]
-    out: PathBuf,
-}
-
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Mode {
     /// Backpropagate through the victim (white-box gradients, the reference's mode).
@@ -114,7 +88,7 @@ enum Mode {
 
 /// What the attack maximises.
 #[derive(ValueEnum, Clone, Copy, Debug, Default)]
-enum Loss {
+pub(crate) enum Loss {
     /// The paper's distance between adversarial and clean victim outputs.
     #[default]
     Distance,
@@ -344,7 +318,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::TrainVictim(a) => train::train_victim(a, &device, command_line),
         Command::TrainPretext(a) => train::train_pretext(a, &device, command_line),
         Command::Victims => train::list_victims(),
-        Command::Table1(a) => table1(a, &device, command_line),
+        Command::Table1(a) => table::table1(a, &device, command_line),
         Command::Attack(a) => attack(a, &device, command_line),
         Command::Evaluate(a) => evaluate(a, &device, command_line),
         Command::Sweep(a) => sweep(a, &device, command_line),
@@ -353,48 +327,6 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Defend(a) => defend::defend(a, &device, command_line),
         Command::Transfer(a) => transfer::transfer(a, &device, command_line),
     }
-}
-
-fn table1(
-    a: Table1,
-    device: &advclust::burn::tensor::Device,
-    command: String,
-) -> Result<(), Error> {
-    use advclust::table;
-    let settings = table::TableSettings {
-        loss: a.loss.into(),
-        train_limit: a.train_limit,
-        nes_epochs: a.nes_epochs,
-        seed: a.seed,
-        ..table::TableSettings::default()
-    };
-    // Read (and validate) the included tables before hours of attacks, not after.
-    let mut rows = Vec::new();
-    for path in &a.include {
-        rows.extend(table::load_rows(path)?);
-    }
-    let included = rows.len();
-    let started = Instant::now();
-    rows.extend(table::run_table1(
-        &a.entries,
-        &settings,
-        &a.out,
-        device,
-        &mut |row| println!("{}", table::markdown_row(row)),
-    )?);
-    let json = serde_json::json!({
-        "command": command,
-        "settings": settings,
-        "included_from": a.include,
-        "included_rows": included,
-        "rows": rows,
-        "wall_seconds": started.elapsed().as_secs_f64(),
-    });
-    pipeline::write_json(&a.out.join("table1.json"), &json)?;
-    let md = format!("`{command}`\n\n{}", table::markdown_table(&rows));
-    pipeline::write_text(&a.out.join("table1.md"), &md)?;
-    println!("wrote {}/table1.json and table1.md", a.out.display());
-    Ok(())
 }
 
 fn attack_config(
