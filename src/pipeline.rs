@@ -497,6 +497,19 @@ pub fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, Error> {
     serde_json::to_value(value).map_err(|e| Error::Json(e.to_string()))
 }
 
+/// Reads the JSON document in `path`, a file of at most `limit` bytes (a larger one is refused
+/// before it is read).
+///
+/// Errors: an unreadable or oversized file ([`Error::Io`]), text that is not JSON
+/// ([`Error::Json`], naming the file).
+pub fn read_json(path: &Path, limit: u64) -> Result<serde_json::Value, Error> {
+    let bytes = advclust_core::read_bounded(path, limit).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Json(format!("{}: {e}", path.display())))
+}
+
 /// Writes `value` as pretty JSON to `path` (creating the parent directory).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::Json(e.to_string()))?;

@@ -355,13 +355,7 @@ pub fn markdown_beside_paper(rows: &[TableRow]) -> String {
 /// Errors: an unreadable or oversized file, JSON that is not a table, a row with a non-finite
 /// or out-of-range score.
 pub fn load_rows(path: &Path) -> Result<Vec<TableRow>, Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let bytes = advclust_core::read_bounded(path, MAX_TABLE_JSON).map_err(io)?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Json(format!("{}: {e}", path.display())))?;
+    let value = pipeline::read_json(path, MAX_TABLE_JSON)?;
     let rows = value.get("rows").cloned().unwrap_or(value);
     let rows: Vec<TableRow> = serde_json::from_value(rows)
         .map_err(|e| Error::Json(format!("{}: not a table1 JSON: {e}", path.display())))?;

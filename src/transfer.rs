@@ -166,19 +166,13 @@ fn source_generator(
     if saved.exists() {
         // A generator is reused only for the victim it was trained against (its run report
         // names it), so a directory copied or linked into the wrong row is refused.
-        let report = dir.join("report.json");
-        let bytes = advclust_core::read_bounded(&report, 64 << 20).map_err(|source| Error::Io {
-            path: report.clone(),
-            source,
-        })?;
-        let trained_for = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("victim").and_then(|v| v.as_str()).map(str::to_string));
-        if trained_for.as_deref() != Some(name) {
+        let report = pipeline::read_json(&dir.join("report.json"), 64 << 20)?;
+        let trained_for = report.get("victim").and_then(|v| v.as_str());
+        if trained_for != Some(name) {
             return Err(Error::InvalidArgument(format!(
                 "{}: a generator trained against {}, not {name} (use another --out)",
                 saved.display(),
-                trained_for.as_deref().unwrap_or("an unnamed victim")
+                trained_for.unwrap_or("an unnamed victim")
             )));
         }
         let attack = TrainedAttack::load(&saved, device)?;

@@ -51,6 +51,8 @@ crate::error::validated_architecture!(RucConfig);
 pub struct RucModel {
     first: ScanModel,
     second: ScanModel,
+    /// `first`'s architecture in RUC's description form, kept so that
+    /// `VictimModel::victim_config` can lend it (always equal to `first.config()`).
     #[module(skip)]
     config: RucConfig,
     #[module(skip)]
