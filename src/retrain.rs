@@ -202,13 +202,15 @@ pub fn finetune_victim(
             config.dataset = dataset;
             config.vote_neighbors = settings.neighbors + 1;
             settings.apply_to(&mut config.run);
-            let (split, _, _) = clean_split(
+            let split = clean_split(
                 &labels,
                 &confidence,
                 &voters,
                 k,
                 config.confidence_threshold,
-            )?;
+                config.min_clean_per_cluster,
+            )?
+            .mask;
             let twice = |v: &[usize]| [v, v].concat();
             let tuned = finetune_ruc(
                 model,

@@ -170,6 +170,10 @@ pub(crate) struct TrainVictim {
     /// ruc: base-model confidence an image needs to be clean.
     #[arg(long, default_value_t = 0.9)]
     clean_threshold: f64,
+    /// ruc: clean images every base cluster gets at least (its most confident ones; 0: none,
+    /// as RUC).
+    #[arg(long, default_value_t = 100)]
+    min_clean_per_cluster: usize,
     /// ruc: pretext neighbours (the image included) that vote on its label.
     #[arg(long, default_value_t = 50)]
     vote_neighbors: usize,
@@ -445,6 +449,7 @@ pub(crate) fn train_victim(
             let mut config = RucTrainConfig::new(augment);
             config.dataset = a.data.dataset.to_string();
             config.confidence_threshold = a.clean_threshold;
+            config.min_clean_per_cluster = a.min_clean_per_cluster;
             config.vote_neighbors = a.vote_neighbors;
             // RUC's recipe (epochs, batch, rate, weight decay, cosine schedule) under this
             // command's options.
@@ -466,9 +471,13 @@ pub(crate) fn train_victim(
             )?;
             save_with_command(model, &command, &model_dir)?;
             println!(
-                "clean set: {} of {n} images ({} confident, {} agree with their neighbours), \
-                 per base cluster {:?}",
-                report.clean, report.confident, report.vote_agreed, report.clean_per_cluster
+                "clean set: {} of {n} images ({} confident, {} agree with their neighbours, {} \
+                 by the per-cluster floor), per base cluster {:?}",
+                report.clean,
+                report.confident,
+                report.vote_agreed,
+                report.topped_up,
+                report.clean_per_cluster
             );
             print_scores("base SCAN", report.base_scores);
             print_scores(

@@ -79,7 +79,8 @@ pub use pretext::{
 pub use pretrained::{EMBEDDED, EmbeddedVictim, embedded, pretrained_cc_mnist};
 pub use resnet::{ResNet, ResNetConfig};
 pub use ruc::{
-    RucConfig, RucModel, RucTrainConfig, RucTrainReport, clean_split, finetune_ruc, train_ruc,
+    CleanSplit, RucConfig, RucModel, RucTrainConfig, RucTrainReport, clean_split, finetune_ruc,
+    train_ruc,
 };
 pub use runner::{
     Checkpointer, EpochLog, Evaluation, LrSchedule, RunConfig, RunReport, StepLoss, TrainingStep,

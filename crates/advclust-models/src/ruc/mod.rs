@@ -24,7 +24,7 @@ use crate::error::{ModelError, Result};
 use crate::scan::{ScanConfig, ScanModel};
 use crate::victim::{TrainingSummary, VictimKind, VictimModel};
 
-pub use split::clean_split;
+pub use split::{CleanSplit, clean_split};
 pub use train::{RucTrainConfig, RucTrainReport, finetune_ruc, train_ruc};
 
 /// RUC's saved architecture: that of each of its two networks (SCAN's, one head). Saved as

@@ -40,6 +40,11 @@ pub struct RucTrainConfig {
     /// GPU SCAN is confident about most images; 0.9 here: the CPU SCAN of MNIST has only a third
     /// of its images above 0.99, one cluster with 5 of them, and RUC then loses that cluster).
     pub confidence_threshold: f64,
+    /// Clean images every base cluster gets at least, topped up with its most confident
+    /// images (see [`clean_split`]); RUC has no such floor (`0`, also what a configuration
+    /// written before the floor existed reads as).
+    #[serde(default)]
+    pub min_clean_per_cluster: usize,
     /// Pretext neighbours that vote on an image's label, itself included (100 in RUC).
     pub vote_neighbors: usize,
     /// Sharpening temperature of both targets (0.5).
@@ -65,7 +70,8 @@ pub struct RucTrainConfig {
 }
 
 impl RucTrainConfig {
-    /// RUC's settings where they fit a CPU: clean threshold 0.9, growth threshold 0.99, 50
+    /// RUC's settings where they fit a CPU: clean threshold 0.9, a floor of 100 clean images
+    /// per base cluster, growth threshold 0.99, 50
     /// voting neighbours, temperature 0.5, `Beta(4, 4)`, `c = 25` ramped up over 10 epochs,
     /// smoothing 0.5, strong augmentation `strong` and its weak form, 10 epochs of batch 128
     /// with Adam 1e-3, weight decay 5e-4 and RUC's cosine schedule over the run (the heads are
@@ -77,6 +83,7 @@ impl RucTrainConfig {
         RucTrainConfig {
             dataset: "unnamed".into(),
             confidence_threshold: 0.9,
+            min_clean_per_cluster: 100,
             vote_neighbors: 50,
             sharpen_temperature: 0.5,
             mixup_alpha: 4.0,
@@ -142,8 +149,11 @@ pub struct RucTrainReport {
     pub confident: usize,
     /// Images whose neighbours' vote agreed with their label.
     pub vote_agreed: usize,
-    /// Images in the clean set (both).
+    /// Images in the clean set (both tests, or the per-cluster floor).
     pub clean: usize,
+    /// Images made clean by the per-cluster floor alone.
+    #[serde(default)]
+    pub topped_up: usize,
     /// Clean images per base cluster.
     pub clean_per_cluster: Vec<usize>,
     /// Scores of the base model, when labels were given.
@@ -445,6 +455,7 @@ fn run_ruc(
     let fingerprint = serde_json::json!({
         "model": model.config(), "weak": config.weak, "strong": config.strong,
         "confidence_threshold": config.confidence_threshold,
+        "min_clean_per_cluster": config.min_clean_per_cluster,
         "vote_neighbors": config.vote_neighbors, "temperature": config.sharpen_temperature,
         "mixup_alpha": config.mixup_alpha, "unlabelled_weight": config.unlabelled_weight,
         "smoothing": config.smoothing, "growth_threshold": config.growth_threshold,
@@ -539,13 +550,15 @@ pub fn train_ruc(
         .collect();
     let embeddings = pretext.model.embed_host(images, device)?;
     let voters = mine_neighbors(&embeddings, n, config.vote_neighbors - 1, device)?;
-    let (base_clean, confident, vote_agreed) = clean_split(
+    let split = clean_split(
         &base_labels,
         &confidence,
         &voters,
         k,
         config.confidence_threshold,
+        config.min_clean_per_cluster,
     )?;
+    let (base_clean, confident, vote_agreed) = (split.mask, split.confident, split.vote_agreed);
     let clean = base_clean.iter().filter(|&&c| c).count();
     let mut clean_per_cluster = vec![0usize; k];
     for (&c, &l) in base_clean.iter().zip(&base_labels) {
@@ -606,6 +619,7 @@ pub fn train_ruc(
         confident,
         vote_agreed,
         clean,
+        topped_up: split.topped_up,
         clean_per_cluster,
         base_scores,
         run,
